@@ -1,0 +1,90 @@
+"""Settings read from ``WHISPER_API_*`` environment variables, shared by every process."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+PREFIX = "WHISPER_API_"
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of the service; ``from_env()`` fills it from ``WHISPER_API_*``.
+
+    data_dir: uploads, the SQLite job store and run-time files.
+    models_dir: local CTranslate2 model folders by name; a folder here wins over the hub.
+    preload_models: models loaded on every device at start.
+    devices: ``auto`` (every CUDA GPU, else CPU workers), ``cpu`` or ``cuda:0,cuda:1``.
+    cpu_workers: CPU worker processes when running on the CPU.
+    cpu_threads: threads per CPU worker; 0 means the cores divided among the workers.
+    compute_type: ``auto`` means float16 on CUDA and int8 on the CPU.
+    max_upload_mb: larger request bodies get 413.
+    max_attempts: a job whose worker dies this many times ends ``error``.
+    bind: the address gunicorn listens on.
+    retention_hours: finished jobs and their files older than this are deleted.
+    shutdown_grace: seconds a running job gets to finish when the service stops.
+    beam_size: beam width for decoding.
+    """
+
+    data_dir: Path = Path("./data")
+    models_dir: Path = Path("./models")
+    preload_models: tuple[str, ...] = ("base",)
+    devices: str = "auto"
+    cpu_workers: int = 1
+    cpu_threads: int = 0
+    compute_type: str = "auto"
+    max_upload_mb: int = 500
+    max_attempts: int = 3
+    bind: str = "0.0.0.0:8000"
+    retention_hours: float = 48.0
+    shutdown_grace: float = 20.0
+    beam_size: int = 5
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: dict | None = None, **overrides) -> "Settings":
+        """Build settings from ``WHISPER_API_*`` variables; keyword overrides win."""
+        environ = os.environ if environ is None else environ
+        values: dict = {}
+        for f in fields(cls):
+            raw = environ.get(PREFIX + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.name, raw, cls.__dataclass_fields__[f.name].default)
+        values.update(overrides)
+        for name in ("data_dir", "models_dir"):
+            if name in values:
+                values[name] = Path(values[name])
+        return cls(**values)
+
+    @property
+    def upload_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.data_dir / "run"
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "jobs.sqlite3"
+
+
+def _parse(name: str, raw: str, default):
+    try:
+        if isinstance(default, tuple):
+            return _split(raw)
+        if isinstance(default, bool):
+            return raw.strip().lower() in ("1", "true", "yes", "on")
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"{PREFIX}{name.upper()}={raw!r}: {exc}") from None
+    return raw.strip()
