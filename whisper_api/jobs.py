@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime, timezone
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Mapping
@@ -155,3 +156,51 @@ class Job:
     segments: list = field(default_factory=list)
     result: str | None = None
     error: str | None = None
+
+    def to_dict(self, with_segments: bool = True) -> dict:
+        """The JSON of ``GET /api/status/<id>``."""
+        started = self.started_at
+        completed = self.completed_at
+        data = {
+            "task_id": self.id,
+            "status": self.status.value,
+            "result": self.result,
+            "error": self.error,
+            "progress": round(self.progress, 1),
+            "filename": self.filename,
+            "file_size": self.file_size,
+            "duration": self.duration,
+            "model_name": self.options.model_name,
+            "language": self.language or self.options.language,
+            "created_at": iso_time(self.created_at),
+            "started_at": iso_time(started),
+            "completed_at": iso_time(completed),
+            "queue_time": round(started - self.created_at, 3) if started else None,
+            "processing_time": round(completed - started, 3) if started and completed else None,
+            "device": self.device,
+            "gpu_id": gpu_id(self.device),
+            "attempts": self.attempts,
+            "options": self.options.to_dict(),
+        }
+        if with_segments:
+            data["segments"] = self.segments
+        return data
+
+
+def gpu_id(device: str | None) -> int | None:
+    """The GPU index of ``cuda:N``; None for CPU workers."""
+    if device and device.startswith("cuda"):
+        return int(device.partition(":")[2] or 0)
+    return None
+
+
+def device_key(device: str) -> str:
+    """How the seed's API names a device: the GPU index (``"0"``), else the worker name."""
+    index = gpu_id(device)
+    return device if index is None else str(index)
+
+
+def iso_time(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -31,6 +31,13 @@ def is_model_dir(path: Path) -> bool:
     return all((path / name).is_file() for name in MODEL_FILES)
 
 
+def local_models(models_dir: Path) -> set[str]:
+    """Names of the complete model folders in ``models_dir``."""
+    if not Path(models_dir).is_dir():
+        return set()
+    return {path.name for path in Path(models_dir).iterdir() if is_model_dir(path)}
+
+
 def _package_dir(module: str) -> Path | None:
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:

@@ -1,0 +1,64 @@
+import threading
+import time
+
+from whisper_api.jobs import Job, JobOptions, JobStatus
+from whisper_api.store import JobStore
+
+
+def make_job(store: JobStore, job_id: str = "j1") -> Job:
+    job = Job(id=job_id, filename="a.mp3", path="/tmp/a.mp3", file_size=3,
+              options=JobOptions(model_name="tiny.en", split_roads="2,A,B"), created_at=time.time())
+    store.add(job)
+    return job
+
+
+def test_lifecycle(tmp_path):
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    make_job(store)
+    claimed = store.claim("j1", "cpu:0")
+    assert claimed.status is JobStatus.PROCESSING and claimed.attempts == 1 and claimed.device == "cpu:0"
+    assert claimed.options.roads.roles == ("A", "B")
+    assert store.claim("j1", "cpu:1") is None  # only one device gets it
+    store.progress("j1", 40)
+    assert store.get("j1").progress == 40
+    segments = [{"start": 0.0, "end": 1.0, "text": "Привет", "words": []}]
+    assert store.finish("j1", segments=segments, result="[00:00] Привет", language="ru", duration=1.0)
+    done = store.get("j1")
+    assert done.status is JobStatus.DONE and done.segments == segments and done.progress == 100
+    assert not store.fail("j1", "late")  # a finished job keeps its result
+    assert not store.finish("j1", segments=[], result="again", language=None, duration=None)
+    assert store.get("j1").result == "[00:00] Привет"
+
+
+def test_requeue_and_refund(tmp_path):
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    make_job(store)
+    store.claim("j1", "cpu:0")
+    assert store.requeue("j1")
+    assert store.get("j1").status is JobStatus.QUEUED and store.get("j1").attempts == 1
+    store.claim("j1", "cpu:0")
+    assert store.requeue("j1", refund=True)
+    assert store.get("j1").attempts == 1
+    assert not store.requeue("j1")  # only processing jobs go back
+
+
+def test_a_job_is_claimed_once_under_contention(tmp_path):
+    path = tmp_path / "jobs.sqlite3"
+    store = JobStore(path)
+    for index in range(20):
+        make_job(store, f"j{index}")
+    winners: dict[str, list[str]] = {}
+
+    def claim_all(device: str):
+        own = JobStore(path)
+        for index in range(20):
+            if own.claim(f"j{index}", device):
+                winners.setdefault(f"j{index}", []).append(device)
+
+    threads = [threading.Thread(target=claim_all, args=(f"cpu:{n}",)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(winners) == sorted(f"j{index}" for index in range(20))
+    assert all(len(devices) == 1 for devices in winners.values())

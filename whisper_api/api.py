@@ -1,0 +1,169 @@
+"""The seed's HTTP API: ``/api/transcribe``, ``/api/status``, ``/api/queue`` and the monitors."""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+import uuid
+from pathlib import Path
+
+from flask import Blueprint, current_app, jsonify, request
+
+from . import audio
+from .exceptions import BadRequest, JobFailed, NotFound, Unavailable
+from .jobs import KNOWN_MODELS, Job, JobOptions, JobStatus, device_key, gpu_id, iso_time
+from .models import local_models
+from .services import Services
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+LIST_LIMIT = 100
+EXTENSION = re.compile(r"^\.[a-z0-9]{1,8}$")
+
+
+def services() -> Services:
+    return current_app.extensions["whisper_api"]
+
+
+def model_names() -> set[str]:
+    return set(KNOWN_MODELS) | local_models(services().settings.models_dir)
+
+
+def clean_filename(raw: str | None) -> str:
+    """The client's file name, kept as metadata only: no path, no control characters."""
+    name = re.split(r"[\\/]", raw or "")[-1]
+    name = "".join(ch for ch in name if ch.isprintable()).strip()
+    return name[:255] or "upload"
+
+
+def save_upload(storage, job_id: str) -> Path:
+    """Write the upload under the service's own id; a failed write leaves nothing behind."""
+    upload_dir = services().settings.upload_dir
+    suffix = Path(clean_filename(storage.filename)).suffix.lower()
+    target = upload_dir / (job_id + (suffix if EXTENSION.match(suffix) else ""))
+    partial = target.with_name(target.name + ".part")
+    try:
+        upload_dir.mkdir(parents=True, exist_ok=True)
+        with open(partial, "wb") as out:
+            storage.save(out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, target)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        log.error("could not store an upload: %s", exc)
+        raise Unavailable(f"the service could not store the upload ({exc.strerror or exc})") from None
+    return target
+
+
+@bp.post("/transcribe")
+def transcribe():
+    storage = request.files.get("file")
+    if storage is None:
+        raise BadRequest("no file: send the audio as the multipart field 'file'")
+    options = JobOptions.from_form(request.form, model_names())
+    job_id = uuid.uuid4().hex
+    path = save_upload(storage, job_id)
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            raise BadRequest("the file is empty")
+        info = audio.probe(path)
+        if options.roads and len(options.roads.roles) > info.channels:
+            raise BadRequest(
+                f"split_roads asks for {len(options.roads.roles)} tracks but the file has "
+                f"{info.channels} channel(s)"
+            )
+        job = Job(id=job_id, filename=clean_filename(storage.filename), path=str(path),
+                  file_size=size, options=options, created_at=time.time(), duration=info.duration)
+        services().store.add(job)
+    except JobFailed as exc:
+        path.unlink(missing_ok=True)
+        raise BadRequest(str(exc)) from None
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    try:
+        services().dispatcher.submit(job_id)
+    except ConnectionError as exc:
+        # The job is committed: the supervisor's sweep queues it once the pool is back.
+        log.warning("job %s stored but not yet queued: %s", job_id, exc)
+    log.info("job %s queued: %s (%.1fs, model %s)", job_id, job.filename, info.duration,
+             options.model_name)
+    return jsonify(task_id=job_id)
+
+
+@bp.get("/status/<task_id>")
+def status(task_id: str):
+    job = services().store.get(task_id)
+    if job is None:
+        raise NotFound(f"no task {task_id!r}")
+    return jsonify(job.to_dict())
+
+
+@bp.get("/queue")
+def queue():
+    store = services().store
+    queued = store.by_status(JobStatus.QUEUED, LIST_LIMIT)
+    processing = store.by_status(JobStatus.PROCESSING, LIST_LIMIT)
+    done = store.by_status(JobStatus.DONE, LIST_LIMIT, newest_first=True)
+    failed = store.by_status(JobStatus.ERROR, LIST_LIMIT, newest_first=True)
+    return jsonify(
+        queue=[{"id": j.id, "filename": j.filename, "created_at": iso_time(j.created_at),
+                "model_name": j.options.model_name} for j in queued],
+        processing=[{"id": j.id, "filename": j.filename, "gpu_id": gpu_id(j.device), "device": j.device,
+                     "progress": round(j.progress, 1), "started_at": iso_time(j.started_at),
+                     "attempts": j.attempts} for j in processing],
+        completed=[{"id": j.id, "filename": j.filename, "completed_at": iso_time(j.completed_at),
+                    "processing_time": j.to_dict(False)["processing_time"]} for j in done],
+        failed=[{"id": j.id, "filename": j.filename, "error": j.error,
+                 "completed_at": iso_time(j.completed_at)} for j in failed],
+        counts=store.counts(),
+    )
+
+
+def live_snapshot() -> dict:
+    try:
+        return services().state("snapshot")
+    except ConnectionError as exc:
+        raise Unavailable(str(exc)) from None
+
+
+@bp.get("/gpus")
+def gpus():
+    return jsonify(live_snapshot()["gpus"])
+
+
+@bp.get("/model_status")
+def model_status():
+    models = live_snapshot()["models"]
+    return jsonify({device_key(device): status for device, status in sorted(models.items())})
+
+
+@bp.get("/logs")
+def logs():
+    try:
+        return jsonify(services().state("logs"))
+    except ConnectionError as exc:
+        raise Unavailable(str(exc)) from None
+
+
+@bp.get("/models")
+def models():
+    """Every model name a job may ask for, and which are in the local models dir."""
+    settings = services().settings
+    return jsonify(models=sorted(model_names()), local=sorted(local_models(settings.models_dir)),
+                   default="base", preload=list(settings.preload_models))
+
+
+@bp.get("/health")
+def health():
+    """Liveness and readiness: the workers, their state and the queue size."""
+    snapshot = live_snapshot()
+    devices = snapshot["devices"]
+    ready = any(info.get("status") in ("idle", "busy") for info in devices.values())
+    return jsonify(status="ok" if ready else "starting", devices=devices,
+                   counts=services().store.counts()), 200 if ready else 503

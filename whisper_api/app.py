@@ -1,0 +1,65 @@
+"""The Flask application factory."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from . import logs
+from .config import Settings
+from .exceptions import ApiError
+from .services import Services
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+MB = 1024 * 1024
+
+
+def error_response(status: int, message: str):
+    """Every JSON error the service sends: ``{"error": message}`` with ``status``."""
+    response = jsonify(error=message)
+    response.status_code = status
+    return response
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the app; ``settings`` default to the ``WHISPER_API_*`` environment."""
+    settings = settings or Settings.from_env()
+    app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
+    app.config.from_mapping(
+        # Werkzeug stops reading the body at this size and answers 413.
+        MAX_CONTENT_LENGTH=settings.max_upload_mb * MB,
+        # Form fields are small; the file part is streamed to a temporary file.
+        MAX_FORM_MEMORY_SIZE=1 * MB,
+    )
+    app.json.ensure_ascii = False
+    services = Services(settings)
+    app.extensions["whisper_api"] = services
+    logs.setup(settings.log_level, services.log_sink)
+
+    @app.errorhandler(ApiError)
+    def api_error(exc: ApiError):
+        return error_response(exc.status, exc.message)
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(exc):
+        return error_response(413, f"the upload is larger than the {settings.max_upload_mb} MB limit")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        if request.path.startswith("/api/") or not request.accept_mimetypes.accept_html:
+            return error_response(exc.code or 500, exc.description or exc.name)
+        return exc
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+        return error_response(500, "internal error; the service log has the details")
+
+    from .api import bp as api_bp
+
+    app.register_blueprint(api_bp)
+    return app

@@ -1,0 +1,168 @@
+"""The durable job store: one SQLite database (WAL) in the data dir, shared by all processes."""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+from .jobs import Job, JobOptions, JobStatus
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    filename TEXT NOT NULL,
+    path TEXT NOT NULL,
+    file_size INTEGER NOT NULL,
+    options TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    completed_at REAL,
+    device TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    progress REAL NOT NULL DEFAULT 0,
+    duration REAL,
+    language TEXT,
+    segments TEXT,
+    result TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
+"""
+
+
+class JobStore:
+    """Jobs in SQLite; one connection per thread, every write its own transaction."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._local = threading.local()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.executescript(SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=30000")
+            self._local.db = db
+        return db
+
+    def _write(self, sql: str, params: tuple = ()) -> int:
+        db = self._connect()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            rowcount = db.execute(sql, params).rowcount
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        return rowcount
+
+    def add(self, job: Job) -> None:
+        """Commit a new queued job."""
+        self._write(
+            "INSERT INTO jobs (id, status, filename, path, file_size, options, created_at, duration)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (job.id, JobStatus.QUEUED.value, job.filename, job.path, job.file_size,
+             json.dumps(job.options.to_dict(), ensure_ascii=False), job.created_at, job.duration),
+        )
+
+    def get(self, job_id: str) -> Job | None:
+        row = self._connect().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return _job(row) if row else None
+
+    def claim(self, job_id: str, device: str) -> Job | None:
+        """Move a queued job to processing on ``device``; None if someone else has it."""
+        changed = self._write(
+            "UPDATE jobs SET status = ?, device = ?, started_at = ?, attempts = attempts + 1,"
+            " progress = 0 WHERE id = ? AND status = ?",
+            (JobStatus.PROCESSING.value, device, time.time(), job_id, JobStatus.QUEUED.value),
+        )
+        return self.get(job_id) if changed else None
+
+    def progress(self, job_id: str, progress: float) -> None:
+        self._write(
+            "UPDATE jobs SET progress = ? WHERE id = ? AND status = ?",
+            (progress, job_id, JobStatus.PROCESSING.value),
+        )
+
+    def finish(self, job_id: str, *, segments: list, result: str, language: str | None,
+               duration: float | None) -> bool:
+        """Record a processing job's result; False when the job was no longer processing."""
+        return bool(self._write(
+            "UPDATE jobs SET status = ?, completed_at = ?, progress = 100, segments = ?, result = ?,"
+            " language = ?, duration = COALESCE(?, duration), error = NULL"
+            " WHERE id = ? AND status = ?",
+            (JobStatus.DONE.value, time.time(), json.dumps(segments, ensure_ascii=False), result,
+             language, duration, job_id, JobStatus.PROCESSING.value),
+        ))
+
+    def fail(self, job_id: str, error: str) -> bool:
+        """End an unfinished job with ``error``."""
+        return bool(self._write(
+            "UPDATE jobs SET status = ?, completed_at = ?, error = ? WHERE id = ? AND status IN (?, ?)",
+            (JobStatus.ERROR.value, time.time(), error, job_id,
+             JobStatus.QUEUED.value, JobStatus.PROCESSING.value),
+        ))
+
+    def requeue(self, job_id: str, refund: bool = False) -> bool:
+        """Put a processing job back in the queue (its worker is gone).
+
+        ``refund`` gives the attempt back: the job was stopped by a shutdown, not a crash.
+        """
+        return bool(self._write(
+            "UPDATE jobs SET status = ?, device = NULL, started_at = NULL, progress = 0,"
+            " attempts = MAX(0, attempts - ?) WHERE id = ? AND status = ?",
+            (JobStatus.QUEUED.value, int(refund), job_id, JobStatus.PROCESSING.value),
+        ))
+
+    def delete(self, job_id: str) -> None:
+        self._write("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+    def by_status(self, status: JobStatus, limit: int = 1000, newest_first: bool = False) -> list[Job]:
+        order = "completed_at DESC" if newest_first else "created_at"
+        rows = self._connect().execute(
+            f"SELECT * FROM jobs WHERE status = ? ORDER BY {order} LIMIT ?", (status.value, limit)
+        ).fetchall()
+        return [_job(row) for row in rows]
+
+    def finished_before(self, cutoff: float) -> Iterator[Job]:
+        rows = self._connect().execute(
+            "SELECT * FROM jobs WHERE status IN (?, ?) AND completed_at < ?",
+            (JobStatus.DONE.value, JobStatus.ERROR.value, cutoff),
+        ).fetchall()
+        return (_job(row) for row in rows)
+
+    def counts(self) -> dict[str, int]:
+        rows = self._connect().execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
+        return {status.value: 0 for status in JobStatus} | {row[0]: row[1] for row in rows}
+
+
+def _job(row: sqlite3.Row) -> Job:
+    return Job(
+        id=row["id"],
+        status=JobStatus(row["status"]),
+        filename=row["filename"],
+        path=row["path"],
+        file_size=row["file_size"],
+        options=JobOptions(**json.loads(row["options"])),
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        completed_at=row["completed_at"],
+        device=row["device"],
+        attempts=row["attempts"],
+        progress=row["progress"],
+        duration=row["duration"],
+        language=row["language"],
+        segments=json.loads(row["segments"]) if row["segments"] else [],
+        result=row["result"],
+        error=row["error"],
+    )

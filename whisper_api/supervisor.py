@@ -1,0 +1,261 @@
+"""The supervisor: one process that owns the live state and the device workers.
+
+gunicorn's master starts it (``start()``, from a server hook) and stops it (``stop()``);
+the master reaps every child with ``waitpid(-1)``, so the device workers are children of
+this process, never of the master. It restarts a dead worker and puts the job the worker
+held back in the queue, at most ``max_attempts`` times.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+
+from . import gpus, logs, retention
+from .config import Settings
+from .jobs import Job, JobStatus
+from .live import JobQueue, LiveState, serve, withdraw
+from .store import JobStore
+from . import worker
+
+log = logging.getLogger(__name__)
+
+SPAWN = multiprocessing.get_context("spawn")
+TICK = 0.5
+GPU_INTERVAL = 2.0
+SWEEP_INTERVAL = 5.0
+RETENTION_INTERVAL = 600.0
+RESTART_BACKOFF = (0.5, 1, 2, 5, 10, 30)
+
+
+def resolve_devices(settings: Settings) -> list[str]:
+    """``auto``: every CUDA GPU (asked of nvidia-smi, never of CUDA), else CPU workers."""
+    spec = settings.devices.strip().lower()
+    if spec == "auto":
+        found = gpus.sample()
+        if found:
+            return [f"cuda:{gpu['id']}" for gpu in found]
+        spec = "cpu"
+    if spec == "cpu":
+        return [f"cpu:{index}" for index in range(max(1, settings.cpu_workers))]
+    devices = [item.strip() for item in spec.split(",") if item.strip()]
+    for device in devices:
+        kind, _, index = device.partition(":")
+        if kind not in ("cpu", "cuda") or (index and not index.isdigit()):
+            raise ValueError(f"WHISPER_API_DEVICES: {device!r} is not 'cpu', 'cuda:N' or 'auto'")
+    return [device if ":" in device else f"{device}:0" for device in devices]
+
+
+@dataclass
+class Slot:
+    """One device and the process currently serving it."""
+
+    device: str
+    process: multiprocessing.Process | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+    started: float = field(default=0.0)
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, parent_pid: int | None = None):
+        self.settings = settings
+        self.parent_pid = parent_pid
+        self.store = JobStore(settings.db_path)
+        self.queue = JobQueue()
+        self.state = LiveState()
+        self.slots = [Slot(device) for device in resolve_devices(settings)]
+        self.stopping = False
+
+    def run(self) -> None:
+        serve(self.settings, self.queue, self.state)
+        self.recover_all()
+        for slot in self.slots:
+            self.start_worker(slot)
+        due = {"gpu": 0.0, "sweep": time.monotonic() + SWEEP_INTERVAL, "retention": 0.0}
+        try:
+            while not self.stopping and self._parent_alive():
+                now = time.monotonic()
+                for slot in self.slots:
+                    self.check(slot, now)
+                if now >= due["gpu"]:
+                    self.state.set_gpus(gpus.sample())
+                    due["gpu"] = now + GPU_INTERVAL
+                if now >= due["sweep"]:
+                    self.sweep()
+                    due["sweep"] = now + SWEEP_INTERVAL
+                if now >= due["retention"]:
+                    retention.clean(self.settings, self.store)
+                    due["retention"] = now + RETENTION_INTERVAL
+                time.sleep(TICK)
+        finally:
+            self.shutdown()
+
+    def _parent_alive(self) -> bool:
+        return self.parent_pid is None or os.getppid() == self.parent_pid
+
+    def start_worker(self, slot: Slot) -> None:
+        process = SPAWN.Process(target=worker.run, args=(self.settings, slot.device),
+                                name=f"worker-{slot.device}", daemon=False)
+        process.start()
+        slot.process = process
+        slot.started = time.monotonic()
+        self.state.set_device(slot.device, pid=process.pid, status="starting", job=None,
+                              restarts=slot.restarts)
+        log.info("%s: worker started (pid %d)", slot.device, process.pid)
+
+    def check(self, slot: Slot, now: float) -> None:
+        """Restart ``slot``'s worker if it died, after recovering the job it held."""
+        if slot.process is not None:
+            if slot.process.is_alive():
+                if now - slot.started > 60:
+                    slot.restarts = 0  # it has been healthy for a while
+                return
+            code = slot.process.exitcode
+            slot.process.join()
+            slot.process = None
+            log.warning("%s: worker died (exit code %s)", slot.device, code)
+            self.state.set_device(slot.device, status="restarting", job=None, pid=None)
+            self.state.count("worker_restarts")
+            job_id = self.queue.release(slot.device)
+            if job_id:
+                self.recover(job_id, f"its worker on {slot.device} died (exit code {code})")
+            slot.next_start = now + RESTART_BACKOFF[min(slot.restarts, len(RESTART_BACKOFF) - 1)]
+            slot.restarts += 1
+        if now >= slot.next_start:
+            self.start_worker(slot)
+
+    def recover(self, job_id: str, why: str) -> None:
+        """Queue an interrupted job again, or end it once it has used its attempts."""
+        job = self.store.get(job_id)
+        if job is None or job.status.finished:
+            return
+        if job.status is JobStatus.PROCESSING:
+            if job.attempts >= self.settings.max_attempts:
+                self.store.fail(job_id, f"gave up after {job.attempts} attempts: {why}")
+                log.error("job %s failed: %s, %d attempts", job_id, why, job.attempts)
+                return
+            self.store.requeue(job_id)
+            log.warning("job %s queued again (attempt %d of %d done): %s", job_id, job.attempts,
+                        self.settings.max_attempts, why)
+        self.queue.put(job_id)
+
+    def recover_all(self) -> None:
+        """At start: every job a previous run left unfinished goes back in the queue."""
+        for job in self.store.by_status(JobStatus.PROCESSING):
+            self.recover(job.id, "the service stopped while it ran")
+        queued = self.store.by_status(JobStatus.QUEUED)
+        for job in queued:
+            self.queue.put(job.id)
+        if queued:
+            log.info("%d queued jobs taken up again", len(queued))
+
+    def sweep(self) -> None:
+        """Find jobs the queue lost sight of (an enqueue that failed, a lost hand-over)."""
+        cutoff = time.time() - SWEEP_INTERVAL
+        stale = [job for status in (JobStatus.QUEUED, JobStatus.PROCESSING)
+                 for job in self.store.by_status(status) if job.created_at < cutoff]
+        if not stale:
+            return
+        snapshot = self.queue.snapshot()
+        known = set(snapshot["queued"]) | set(snapshot["running"].values())
+        for job in stale:
+            if job.id in known:
+                continue
+            current = self.store.get(job.id)  # re-read: it may have finished meanwhile
+            if current is not None and not current.status.finished:
+                self.recover(job.id, "it was not held by any worker")
+
+    def shutdown(self) -> None:
+        """Let running jobs finish within the grace period, then stop every worker."""
+        withdraw(self.settings)
+        alive = [slot for slot in self.slots if slot.process is not None and slot.process.is_alive()]
+        for slot in alive:
+            slot.process.terminate()
+        deadline = time.monotonic() + self.settings.shutdown_grace
+        for slot in alive:
+            slot.process.join(max(0.0, deadline - time.monotonic()))
+            if slot.process.is_alive():
+                log.warning("%s: worker did not stop in %.0fs; killing it", slot.device,
+                            self.settings.shutdown_grace)
+                slot.process.kill()
+                slot.process.join()
+                job_id = self.queue.release(slot.device)
+                if job_id and self.store.requeue(job_id, refund=True):
+                    log.info("job %s will run again at the next start", job_id)
+        log.info("supervisor stopped")
+
+
+def main(settings: Settings, parent_pid: int | None) -> None:
+    """Process entry point."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the master forwards the stop as SIGTERM
+    supervisor = Supervisor(settings, parent_pid)
+    logs.setup(settings.log_level, supervisor.state.log)
+
+    def stop(signum, frame):
+        supervisor.stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    log.info("supervisor started (pid %d) for %s", os.getpid(),
+             ", ".join(slot.device for slot in supervisor.slots))
+    supervisor.run()
+
+
+class Handle:
+    """The master's side: start the supervisor, restart it if it dies, stop it.
+
+    gunicorn's master may reap the supervisor itself (``waitpid(-1)``), so liveness is
+    checked by pid as well as through ``multiprocessing``.
+    """
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.process: multiprocessing.Process | None = None
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            self.process = SPAWN.Process(target=main, args=(self.settings, os.getpid()),
+                                         name="supervisor")
+            self.process.start()
+        threading.Thread(target=self._watch, name="supervisor-watch", daemon=True).start()
+
+    def alive(self) -> bool:
+        process = self.process
+        if process is None or not process.is_alive():
+            return False
+        try:
+            os.kill(process.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(1.0):
+            with self._lock:
+                if self._stopping.is_set() or self.alive():
+                    continue
+                log.error("the supervisor (pid %s) died; starting a new one", self.process.pid)
+                self.process = SPAWN.Process(target=main, args=(self.settings, os.getpid()),
+                                             name="supervisor")
+                self.process.start()
+
+    def stop(self) -> None:
+        """SIGTERM the supervisor and wait until it has stopped its workers."""
+        self._stopping.set()
+        with self._lock:
+            process = self.process
+            if process is None:
+                return
+            if self.alive():
+                process.terminate()
+            deadline = time.monotonic() + self.settings.shutdown_grace + 10
+            while self.alive() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if self.alive():
+                process.kill()

@@ -1,0 +1,120 @@
+"""The device worker: one spawned process per device, owning that device's models.
+
+Initialize (connect, load the preload models), loop (take a job, run it, record the
+outcome), shut down (finish the running job, then exit). A failed job is recorded as
+``error`` and the loop goes on; only a crash of the process itself stops it, and the
+supervisor then puts the job back in the queue.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+
+from .config import Settings
+from .dispatch import ManagerDispatcher
+from .exceptions import JobFailed
+from .live import LiveClient
+from .store import JobStore
+from . import logs
+
+log = logging.getLogger(__name__)
+
+PROGRESS_INTERVAL = 1.0  # seconds between progress writes to the store
+
+
+class DeviceWorker:
+    def __init__(self, settings: Settings, device: str):
+        from .engine import Engine  # heavy: only device workers import the engine
+
+        self.settings = settings
+        self.device = device
+        self.client = LiveClient(settings)
+        self.dispatcher = ManagerDispatcher(self.client)
+        self.store = JobStore(settings.db_path)
+        self.engine = Engine(settings, device, on_status=self._model_status)
+        self.parent = os.getppid()
+        self.stopping = False
+
+    def _model_status(self, model: str, status: str) -> None:
+        self.client.call("state", "set_model", self.device, model, status)
+
+    def _state(self, **fields) -> None:
+        self.client.call("state", "set_device", self.device, **fields)
+
+    def initialize(self) -> None:
+        self._state(pid=os.getpid(), status="loading", job=None)
+        for name in self.settings.preload_models:
+            try:
+                self.engine.load(name)
+            except JobFailed:
+                pass  # logged and shown in model status; a job naming it gets the error
+        from . import audio
+
+        audio.warm_up()
+        self._state(status="idle", since=time.time())
+
+    def loop(self) -> None:
+        while not self.stopping and os.getppid() == self.parent:
+            job_id = self.dispatcher.take(self.device, timeout=1.0)
+            if job_id is None:
+                continue
+            try:
+                self.run_job(job_id)
+            finally:
+                self.dispatcher.release(self.device)
+
+    def run_job(self, job_id: str) -> None:
+        job = self.store.claim(job_id, self.device)
+        if job is None:
+            return  # finished or taken by another device meanwhile
+        self._state(status="busy", job=job_id, since=time.time())
+        log.info("%s: job %s started (attempt %d, model %s)", self.device, job_id, job.attempts,
+                 job.options.model_name)
+        last = [0.0]
+
+        def on_progress(percent: float) -> None:
+            now = time.monotonic()
+            if now - last[0] >= PROGRESS_INTERVAL:
+                last[0] = now
+                self.store.progress(job_id, round(percent, 1))
+
+        started = time.monotonic()
+        try:
+            transcript = self.engine.transcribe(job, on_progress)
+        except JobFailed as exc:
+            self._fail(job_id, str(exc))
+        except Exception as exc:
+            log.exception("%s: job %s failed", self.device, job_id)
+            self._fail(job_id, f"transcription failed: {exc}")
+        else:
+            self.store.finish(job_id, segments=transcript.segments, result=transcript.text,
+                              language=transcript.language, duration=transcript.duration)
+            self.client.call("state", "count", "jobs_done")
+            log.info("%s: job %s finished in %.1fs (%.1fs of audio)", self.device, job_id,
+                     time.monotonic() - started, transcript.duration)
+        finally:
+            self._state(status="idle", job=None, since=time.time())
+
+    def _fail(self, job_id: str, message: str) -> None:
+        self.store.fail(job_id, message)
+        self.client.call("state", "count", "jobs_failed")
+        log.warning("%s: job %s ended with error: %s", self.device, job_id, message)
+
+
+def run(settings: Settings, device: str) -> None:
+    """Process entry point (spawned by the supervisor)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which stops us
+    client = LiveClient(settings)
+    logs.setup(settings.log_level, lambda entry: client.call("state", "log", entry))
+    worker = DeviceWorker(settings, device)
+
+    def stop(signum, frame):
+        worker.stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    worker.initialize()
+    log.info("%s: worker ready (pid %d)", device, os.getpid())
+    worker.loop()
+    log.info("%s: worker stopped", device)
