@@ -21,7 +21,8 @@ NUMBERS = {"0": "zero", "1": "one", "2": "two", "3": "three", "4": "four", "5": 
 
 
 def words(text: str) -> list[str]:
-    found = re.findall(r"[\w']+", text.lower())
+    """Lower-case words, digits spelled out, ``[mm:ss]`` time codes and ``[Role]`` tags left out."""
+    found = re.findall(r"[\w']+", re.sub(r"\[[^\]]*\]", " ", text.lower()))
     return [NUMBERS.get(word, word) for word in found]
 
 

