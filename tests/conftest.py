@@ -95,7 +95,7 @@ class Service:
                 response = requests.get(self.url + "/api/health", timeout=2)
                 if response.status_code == 200:
                     return response.json()
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or still dialing the pool
                 pass
             time.sleep(0.2)
         raise TimeoutError(f"service not ready in {timeout}s:\n{self.log_text()}")

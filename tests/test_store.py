@@ -22,12 +22,29 @@ def test_lifecycle(tmp_path):
     store.progress("j1", 40)
     assert store.get("j1").progress == 40
     segments = [{"start": 0.0, "end": 1.0, "text": "Привет", "words": []}]
-    assert store.finish("j1", segments=segments, result="[00:00] Привет", language="ru", duration=1.0)
+    assert store.record_transcript("j1", segments=segments, text="[00:00] Привет", language="ru",
+                                   duration=1.0)
     done = store.get("j1")
     assert done.status is JobStatus.DONE and done.segments == segments and done.progress == 100
+    assert done.result == done.raw_result == "[00:00] Привет" and done.stage is None
     assert not store.fail("j1", "late")  # a finished job keeps its result
-    assert not store.finish("j1", segments=[], result="again", language=None, duration=None)
+    assert not store.record_transcript("j1", segments=[], text="again", language=None, duration=None)
+    assert not store.complete("j1", result="again")
     assert store.get("j1").result == "[00:00] Привет"
+
+
+def test_after_step(tmp_path):
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    make_job(store)
+    store.claim("j1", "cpu:0")
+    assert store.record_transcript("j1", segments=[], text="raw", language="en", duration=1.0,
+                                   then="polishing")
+    waiting = store.get("j1")
+    assert waiting.status is JobStatus.PROCESSING and waiting.stage == "polishing"
+    assert waiting.result is None and waiting.raw_result == "raw" and waiting.completed_at is None
+    assert store.complete("j1", result="polished", upgrade_error=None)
+    done = store.get("j1")
+    assert (done.status, done.stage, done.result, done.raw_result) == (JobStatus.DONE, None, "polished", "raw")
 
 
 def test_requeue_and_refund(tmp_path):

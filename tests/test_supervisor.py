@@ -4,7 +4,7 @@ import time
 import pytest
 
 from whisper_api.config import Settings
-from whisper_api.jobs import JobStatus
+from whisper_api.jobs import AFTER, POLISHING, JobStatus
 from whisper_api.live import JobQueue
 from whisper_api.supervisor import Supervisor, resolve_devices
 from test_store import make_job
@@ -28,7 +28,9 @@ def test_queue_records_who_holds_what():
     assert queue.put("a") and queue.put("b") and not queue.put("a")
     assert queue.take("cpu:0", timeout=0.1) == "a"
     assert not queue.put("a")  # running jobs are not queued twice
-    assert queue.snapshot() == {"queued": ["b"], "running": {"cpu:0": "a"}}
+    assert queue.put("c", lane=AFTER)
+    assert queue.snapshot() == {"queued": ["b"], "after": ["c"], "running": {"cpu:0": "a"}}
+    assert queue.take("after:0", 0.1, lane=AFTER) == "c"
     assert queue.release("cpu:0") == "a"
     assert queue.take("cpu:1", 0.1) == "b" and queue.take("cpu:0", 0.05) is None
 
@@ -68,5 +70,16 @@ def test_sweep_finds_jobs_the_queue_lost(supervisor, monkeypatch):
     store.claim("held", "cpu:1")
     monkeypatch.setattr(time, "time", lambda real=time.time: real() + 60)
     supervisor.sweep()
-    assert supervisor.queue.snapshot() == {"queued": ["lost"], "running": {"cpu:1": "held"}}
+    assert supervisor.queue.snapshot() == {"queued": ["lost"], "after": [], "running": {"cpu:1": "held"}}
     assert store.get("held").status is JobStatus.PROCESSING
+
+
+def test_a_transcribed_job_resumes_at_its_after_step(supervisor):
+    store = supervisor.store
+    make_job(store)
+    store.claim("j1", "cpu:0")
+    store.record_transcript("j1", segments=[], text="raw", language="en", duration=1.0, then=POLISHING)
+    supervisor.recover_all()  # the service stopped while the LLM was polishing
+    assert supervisor.queue.snapshot()["after"] == ["j1"]
+    job = store.get("j1")
+    assert job.status is JobStatus.PROCESSING and job.raw_result == "raw" and job.attempts == 1

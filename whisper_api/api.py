@@ -7,11 +7,12 @@ import re
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import quote
 
 from flask import Blueprint, current_app, jsonify, request
 
-from . import audio
-from .exceptions import BadRequest, JobFailed, NotFound, Unavailable
+from . import audio, render
+from .exceptions import BadRequest, Conflict, JobFailed, NotFound, Unavailable
 from .jobs import KNOWN_MODELS, Job, JobOptions, JobStatus, device_key, gpu_id, iso_time
 from .models import local_models
 from .services import Services
@@ -102,6 +103,50 @@ def status(task_id: str):
     if job is None:
         raise NotFound(f"no task {task_id!r}")
     return jsonify(job.to_dict())
+
+
+@bp.get("/result/<task_id>")
+def result(task_id: str):
+    """The finished transcript as txt, json, srt, vtt or tsv (``?format=``), as a download."""
+    job = finished_job(task_id)
+    fmt = request.args.get("format", "txt").lower()
+    try:
+        body, mimetype = render.render(fmt, job.segments, language=job.language, duration=job.duration)
+    except ValueError:
+        raise BadRequest(f"unknown format {fmt!r}; use one of {', '.join(render.FORMATS)}") from None
+    stem = Path(job.filename).stem or job.id
+    response = current_app.response_class(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = content_disposition(f"{stem}.{fmt}")
+    return response
+
+
+def finished_job(task_id: str) -> Job:
+    job = services().store.get(task_id)
+    if job is None:
+        raise NotFound(f"no task {task_id!r}")
+    if job.status is not JobStatus.DONE:
+        raise Conflict(f"task {task_id} is {job.status.value}, not done")
+    return job
+
+
+def content_disposition(filename: str) -> str:
+    """An attachment header that survives non-ASCII (Cyrillic) names."""
+    fallback = filename.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename)}"
+
+
+@bp.delete("/task/<task_id>")
+def delete_task(task_id: str):
+    """Delete a task and its audio; a running task cannot be deleted."""
+    store = services().store
+    job = store.get(task_id)
+    if job is None:
+        raise NotFound(f"no task {task_id!r}")
+    if not store.delete(task_id):
+        raise Conflict(f"task {task_id} is processing; delete it when it has finished")
+    Path(job.path).unlink(missing_ok=True)
+    log.info("task %s deleted", task_id)
+    return jsonify(deleted=task_id)
 
 
 @bp.get("/queue")

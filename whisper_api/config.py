@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 PREFIX = "WHISPER_API_"
@@ -29,6 +29,12 @@ class Settings:
     retention_hours: finished jobs and their files older than this are deleted.
     shutdown_grace: seconds a running job gets to finish when the service stops.
     beam_size: beam width for decoding.
+    llm_base_url: an OpenAI-compatible endpoint for polishing; empty means g4f's own providers.
+    llm_api_key: its key (never logged or shown).
+    llm_model: the model name sent to the LLM.
+    llm_timeout: seconds one polish may take before the raw transcript is kept.
+    llm_prompt: a prompt template overriding the built-in ones; ``{text}`` marks the transcript.
+    llm_workers: polishes run at once.
     """
 
     data_dir: Path = Path("./data")
@@ -45,6 +51,12 @@ class Settings:
     shutdown_grace: float = 20.0
     beam_size: int = 5
     log_level: str = "INFO"
+    llm_base_url: str = ""
+    llm_api_key: str = field(default="", repr=False)
+    llm_model: str = "gpt-4o-mini"
+    llm_timeout: float = 120.0
+    llm_prompt: str = ""
+    llm_workers: int = 2
 
     @classmethod
     def from_env(cls, environ: dict | None = None, **overrides) -> "Settings":

@@ -7,21 +7,22 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from .jobs import DEVICE
 from .live import LiveClient
 
 
 class Dispatcher(Protocol):
-    def submit(self, job_id: str) -> None:
-        """Offer a committed, queued job to the devices."""
+    def submit(self, job_id: str, lane: str = DEVICE) -> None:
+        """Offer a committed job to the devices (or, with ``lane=AFTER``, the after-steps)."""
 
-    def take(self, device: str, timeout: float) -> str | None:
-        """Next job id for ``device``, or None after ``timeout`` seconds."""
+    def take(self, holder: str, timeout: float, lane: str = DEVICE) -> str | None:
+        """Next job id of ``lane`` for ``holder``, or None after ``timeout`` seconds."""
 
-    def release(self, device: str) -> str | None:
-        """``device`` is done with the job it took."""
+    def release(self, holder: str) -> str | None:
+        """``holder`` is done with the job it took."""
 
     def snapshot(self) -> dict:
-        """``{"queued": [job ids in order], "running": {device: job id}}``."""
+        """``{"queued": [ids], "after": [ids], "running": {holder: id}}``."""
 
 
 class ManagerDispatcher:
@@ -30,14 +31,14 @@ class ManagerDispatcher:
     def __init__(self, client: LiveClient):
         self.client = client
 
-    def submit(self, job_id: str) -> None:
-        self.client.call("queue", "put", job_id)
+    def submit(self, job_id: str, lane: str = DEVICE) -> None:
+        self.client.call("queue", "put", job_id, lane)
 
-    def take(self, device: str, timeout: float) -> str | None:
-        return self.client.call("queue", "take", device, timeout)
+    def take(self, holder: str, timeout: float, lane: str = DEVICE) -> str | None:
+        return self.client.call("queue", "take", holder, timeout, lane)
 
-    def release(self, device: str) -> str | None:
-        return self.client.call("queue", "release", device)
+    def release(self, holder: str) -> str | None:
+        return self.client.call("queue", "release", holder)
 
     def snapshot(self) -> dict:
         return self.client.call("queue", "snapshot")

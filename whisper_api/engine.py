@@ -41,6 +41,18 @@ def device_args(device: str) -> tuple[str, int]:
     return kind, int(index or 0)
 
 
+def load_cuda_libraries() -> None:
+    """Load the CUDA runtime (cuBLAS, cuDNN) that CTranslate2 needs from the ``gpu`` extra.
+
+    The pip wheels of torch carry these libraries and load them globally on import;
+    without torch, the system's CUDA installation must provide them.
+    """
+    try:
+        import torch  # noqa: F401  (imported for its side effect)
+    except ImportError:
+        log.info("torch is not installed; CUDA libraries must come from the system")
+
+
 def compute_type(settings: Settings, device: str) -> str:
     if settings.compute_type != "auto":
         return settings.compute_type
@@ -74,6 +86,8 @@ class Engine:
         if model is not None:
             return model
         kind, index = device_args(self.device)
+        if kind == "cuda" and not self.models:
+            load_cuda_libraries()
         self.on_status(name, "loading")
         started = time.monotonic()
         try:

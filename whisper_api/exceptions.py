@@ -22,6 +22,10 @@ class NotFound(ApiError):
     status = 404
 
 
+class Conflict(ApiError):
+    status = 409
+
+
 class Unavailable(ApiError):
     status = 503
 

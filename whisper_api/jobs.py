@@ -29,6 +29,12 @@ TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("", "0", "false", "no", "off")
 
 
+# Queue lanes: transcription on a device, then the optional after-step.
+DEVICE, AFTER = "device", "after"
+LANES = (DEVICE, AFTER)
+POLISHING = "polishing"  # the stage of a transcribed job waiting for the LLM
+
+
 class JobStatus(str, Enum):
     QUEUED = "queued"
     PROCESSING = "processing"
@@ -156,6 +162,9 @@ class Job:
     segments: list = field(default_factory=list)
     result: str | None = None
     error: str | None = None
+    stage: str | None = None  # the after-step a transcribed job waits for, e.g. "polishing"
+    raw_result: str | None = None
+    upgrade_error: str | None = None
 
     def to_dict(self, with_segments: bool = True) -> dict:
         """The JSON of ``GET /api/status/<id>``."""
@@ -167,6 +176,9 @@ class Job:
             "result": self.result,
             "error": self.error,
             "progress": round(self.progress, 1),
+            "stage": self.stage,
+            "raw_result": self.raw_result,
+            "upgrade_error": self.upgrade_error,
             "filename": self.filename,
             "file_size": self.file_size,
             "duration": self.duration,

@@ -19,6 +19,7 @@ from multiprocessing.managers import BaseManager
 from pathlib import Path
 
 from .config import Settings
+from .jobs import AFTER, DEVICE, LANES
 
 log = logging.getLogger(__name__)
 
@@ -28,39 +29,44 @@ CONNECTION_ERRORS = (ConnectionError, EOFError, OSError, AuthenticationError)
 
 
 class JobQueue:
-    """FIFO of job ids plus the job each device holds, so no taken job goes unseen."""
+    """FIFO lanes of job ids plus the job each holder has taken, so no job goes unseen.
+
+    Lane ``device`` feeds the device workers, lane ``after`` the after-steps (LLM polish).
+    """
 
     def __init__(self):
         self._cond = threading.Condition()
-        self._items: deque[str] = deque()
+        self._lanes: dict[str, deque[str]] = {lane: deque() for lane in LANES}
         self._running: dict[str, str] = {}
 
-    def put(self, job_id: str) -> bool:
-        """Queue ``job_id`` unless it is already queued or running."""
+    def put(self, job_id: str, lane: str = DEVICE) -> bool:
+        """Queue ``job_id`` unless it is already queued or held."""
         with self._cond:
-            if job_id in self._items or job_id in self._running.values():
+            if job_id in self._running.values() or any(job_id in items for items in self._lanes.values()):
                 return False
-            self._items.append(job_id)
-            self._cond.notify()
+            self._lanes[lane].append(job_id)
+            self._cond.notify_all()
             return True
 
-    def take(self, device: str, timeout: float) -> str | None:
-        """Wait up to ``timeout`` s for a job; it stays recorded as ``device``'s until release."""
+    def take(self, holder: str, timeout: float, lane: str = DEVICE) -> str | None:
+        """Wait up to ``timeout`` s for a job; it stays recorded as ``holder``'s until release."""
+        items = self._lanes[lane]
         with self._cond:
-            if not self._cond.wait_for(lambda: self._items, timeout):
+            if not self._cond.wait_for(lambda: items, timeout):
                 return None
-            job_id = self._items.popleft()
-            self._running[device] = job_id
+            job_id = items.popleft()
+            self._running[holder] = job_id
             return job_id
 
-    def release(self, device: str) -> str | None:
-        """Forget the job ``device`` held; returns it."""
+    def release(self, holder: str) -> str | None:
+        """Forget the job ``holder`` held; returns it."""
         with self._cond:
-            return self._running.pop(device, None)
+            return self._running.pop(holder, None)
 
     def snapshot(self) -> dict:
         with self._cond:
-            return {"queued": list(self._items), "running": dict(self._running)}
+            return {"queued": list(self._lanes[DEVICE]), "after": list(self._lanes[AFTER]),
+                    "running": dict(self._running)}
 
 
 class LiveState:

@@ -28,7 +28,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     language TEXT,
     segments TEXT,
     result TEXT,
-    error TEXT
+    error TEXT,
+    stage TEXT,
+    raw_result TEXT,
+    upgrade_error TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
 """
@@ -94,15 +97,29 @@ class JobStore:
             (progress, job_id, JobStatus.PROCESSING.value),
         )
 
-    def finish(self, job_id: str, *, segments: list, result: str, language: str | None,
-               duration: float | None) -> bool:
-        """Record a processing job's result; False when the job was no longer processing."""
+    def record_transcript(self, job_id: str, *, segments: list, text: str, language: str | None,
+                          duration: float | None, then: str | None = None) -> bool:
+        """Store a processing job's transcript: the job is done, unless after-step ``then`` follows.
+
+        False when the job was no longer processing (it ended meanwhile).
+        """
+        done = then is None
         return bool(self._write(
-            "UPDATE jobs SET status = ?, completed_at = ?, progress = 100, segments = ?, result = ?,"
-            " language = ?, duration = COALESCE(?, duration), error = NULL"
+            "UPDATE jobs SET status = ?, stage = ?, completed_at = ?, progress = 100, segments = ?,"
+            " raw_result = ?, result = ?, language = ?, duration = COALESCE(?, duration), error = NULL"
             " WHERE id = ? AND status = ?",
-            (JobStatus.DONE.value, time.time(), json.dumps(segments, ensure_ascii=False), result,
-             language, duration, job_id, JobStatus.PROCESSING.value),
+            (JobStatus.DONE.value if done else JobStatus.PROCESSING.value, then,
+             time.time() if done else None, json.dumps(segments, ensure_ascii=False), text,
+             text if done else None, language, duration, job_id, JobStatus.PROCESSING.value),
+        ))
+
+    def complete(self, job_id: str, *, result: str, upgrade_error: str | None = None) -> bool:
+        """End a job's after-step: it is done with the final ``result``."""
+        return bool(self._write(
+            "UPDATE jobs SET status = ?, stage = NULL, completed_at = ?, result = ?, upgrade_error = ?"
+            " WHERE id = ? AND status = ? AND stage IS NOT NULL",
+            (JobStatus.DONE.value, time.time(), result, upgrade_error, job_id,
+             JobStatus.PROCESSING.value),
         ))
 
     def fail(self, job_id: str, error: str) -> bool:
@@ -124,8 +141,10 @@ class JobStore:
             (JobStatus.QUEUED.value, int(refund), job_id, JobStatus.PROCESSING.value),
         ))
 
-    def delete(self, job_id: str) -> None:
-        self._write("DELETE FROM jobs WHERE id = ?", (job_id,))
+    def delete(self, job_id: str) -> bool:
+        """Delete a job that is not processing; False when there was none to delete."""
+        return bool(self._write("DELETE FROM jobs WHERE id = ? AND status != ?",
+                                (job_id, JobStatus.PROCESSING.value)))
 
     def by_status(self, status: JobStatus, limit: int = 1000, newest_first: bool = False) -> list[Job]:
         order = "completed_at DESC" if newest_first else "created_at"
@@ -165,4 +184,7 @@ def _job(row: sqlite3.Row) -> Job:
         segments=json.loads(row["segments"]) if row["segments"] else [],
         result=row["result"],
         error=row["error"],
+        stage=row["stage"],
+        raw_result=row["raw_result"],
+        upgrade_error=row["upgrade_error"],
     )

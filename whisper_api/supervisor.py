@@ -13,11 +13,12 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Callable
 
-from . import gpus, logs, retention
+from . import after, gpus, logs, retention
 from .config import Settings
-from .jobs import Job, JobStatus
+from .jobs import AFTER, JobStatus
 from .live import JobQueue, LiveState, serve, withdraw
 from .store import JobStore
 from . import worker
@@ -52,13 +53,19 @@ def resolve_devices(settings: Settings) -> list[str]:
 
 @dataclass
 class Slot:
-    """One device and the process currently serving it."""
+    """One supervised process: a device worker, or the after-steps process."""
 
-    device: str
+    name: str
+    target: Callable
+    holders: list[str]  # the names under which the process takes jobs from the queue
     process: multiprocessing.Process | None = None
     restarts: int = 0
     next_start: float = 0.0
-    started: float = field(default=0.0)
+    started: float = 0.0
+
+    @property
+    def is_device(self) -> bool:
+        return self.target is worker.run
 
 
 class Supervisor:
@@ -68,7 +75,8 @@ class Supervisor:
         self.store = JobStore(settings.db_path)
         self.queue = JobQueue()
         self.state = LiveState()
-        self.slots = [Slot(device) for device in resolve_devices(settings)]
+        self.slots = [Slot(device, worker.run, [device]) for device in resolve_devices(settings)]
+        self.slots.append(Slot(AFTER, after.run, after.holders(settings)))
         self.stopping = False
 
     def run(self) -> None:
@@ -99,14 +107,15 @@ class Supervisor:
         return self.parent_pid is None or os.getppid() == self.parent_pid
 
     def start_worker(self, slot: Slot) -> None:
-        process = SPAWN.Process(target=worker.run, args=(self.settings, slot.device),
-                                name=f"worker-{slot.device}", daemon=False)
+        process = SPAWN.Process(target=slot.target, args=(self.settings, slot.name),
+                                name=f"worker-{slot.name}", daemon=False)
         process.start()
         slot.process = process
         slot.started = time.monotonic()
-        self.state.set_device(slot.device, pid=process.pid, status="starting", job=None,
-                              restarts=slot.restarts)
-        log.info("%s: worker started (pid %d)", slot.device, process.pid)
+        if slot.is_device:
+            self.state.set_device(slot.name, pid=process.pid, status="starting", job=None,
+                                  restarts=slot.restarts)
+        log.info("%s: worker started (pid %d)", slot.name, process.pid)
 
     def check(self, slot: Slot, now: float) -> None:
         """Restart ``slot``'s worker if it died, after recovering the job it held."""
@@ -118,12 +127,14 @@ class Supervisor:
             code = slot.process.exitcode
             slot.process.join()
             slot.process = None
-            log.warning("%s: worker died (exit code %s)", slot.device, code)
-            self.state.set_device(slot.device, status="restarting", job=None, pid=None)
+            log.warning("%s: worker died (exit code %s)", slot.name, code)
+            if slot.is_device:
+                self.state.set_device(slot.name, status="restarting", job=None, pid=None)
             self.state.count("worker_restarts")
-            job_id = self.queue.release(slot.device)
-            if job_id:
-                self.recover(job_id, f"its worker on {slot.device} died (exit code {code})")
+            for holder in slot.holders:
+                job_id = self.queue.release(holder)
+                if job_id:
+                    self.recover(job_id, f"its worker on {slot.name} died (exit code {code})")
             slot.next_start = now + RESTART_BACKOFF[min(slot.restarts, len(RESTART_BACKOFF) - 1)]
             slot.restarts += 1
         if now >= slot.next_start:
@@ -133,6 +144,9 @@ class Supervisor:
         """Queue an interrupted job again, or end it once it has used its attempts."""
         job = self.store.get(job_id)
         if job is None or job.status.finished:
+            return
+        if job.stage is not None:
+            self.queue.put(job_id, lane=AFTER)  # transcribed already: only the after-step is redone
             return
         if job.status is JobStatus.PROCESSING:
             if job.attempts >= self.settings.max_attempts:
@@ -162,7 +176,7 @@ class Supervisor:
         if not stale:
             return
         snapshot = self.queue.snapshot()
-        known = set(snapshot["queued"]) | set(snapshot["running"].values())
+        known = set(snapshot["queued"]) | set(snapshot["after"]) | set(snapshot["running"].values())
         for job in stale:
             if job.id in known:
                 continue
@@ -180,13 +194,14 @@ class Supervisor:
         for slot in alive:
             slot.process.join(max(0.0, deadline - time.monotonic()))
             if slot.process.is_alive():
-                log.warning("%s: worker did not stop in %.0fs; killing it", slot.device,
+                log.warning("%s: worker did not stop in %.0fs; killing it", slot.name,
                             self.settings.shutdown_grace)
                 slot.process.kill()
                 slot.process.join()
-                job_id = self.queue.release(slot.device)
-                if job_id and self.store.requeue(job_id, refund=True):
-                    log.info("job %s will run again at the next start", job_id)
+                for holder in slot.holders:
+                    job_id = self.queue.release(holder)
+                    if job_id and self.store.requeue(job_id, refund=True):
+                        log.info("job %s will run again at the next start", job_id)
         log.info("supervisor stopped")
 
 
@@ -201,7 +216,7 @@ def main(settings: Settings, parent_pid: int | None) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     log.info("supervisor started (pid %d) for %s", os.getpid(),
-             ", ".join(slot.device for slot in supervisor.slots))
+             ", ".join(slot.name for slot in supervisor.slots if slot.is_device))
     supervisor.run()
 
 

@@ -15,6 +15,7 @@ import time
 from .config import Settings
 from .dispatch import ManagerDispatcher
 from .exceptions import JobFailed
+from .jobs import AFTER, POLISHING
 from .live import LiveClient
 from .store import JobStore
 from . import logs
@@ -25,12 +26,12 @@ PROGRESS_INTERVAL = 1.0  # seconds between progress writes to the store
 
 
 class DeviceWorker:
-    def __init__(self, settings: Settings, device: str):
+    def __init__(self, settings: Settings, device: str, client: LiveClient):
         from .engine import Engine  # heavy: only device workers import the engine
 
         self.settings = settings
         self.device = device
-        self.client = LiveClient(settings)
+        self.client = client
         self.dispatcher = ManagerDispatcher(self.client)
         self.store = JobStore(settings.db_path)
         self.engine = Engine(settings, device, on_status=self._model_status)
@@ -61,14 +62,17 @@ class DeviceWorker:
             if job_id is None:
                 continue
             try:
-                self.run_job(job_id)
+                after_step = self.run_job(job_id)
             finally:
                 self.dispatcher.release(self.device)
+            if after_step:
+                self.dispatcher.submit(job_id, lane=AFTER)
 
-    def run_job(self, job_id: str) -> None:
+    def run_job(self, job_id: str) -> bool:
+        """Run one job; True when it goes on to the after-step (LLM polishing)."""
         job = self.store.claim(job_id, self.device)
         if job is None:
-            return  # finished or taken by another device meanwhile
+            return False  # finished or taken by another device meanwhile
         self._state(status="busy", job=job_id, since=time.time())
         log.info("%s: job %s started (attempt %d, model %s)", self.device, job_id, job.attempts,
                  job.options.model_name)
@@ -85,17 +89,21 @@ class DeviceWorker:
             transcript = self.engine.transcribe(job, on_progress)
         except JobFailed as exc:
             self._fail(job_id, str(exc))
+            return False
         except Exception as exc:
             log.exception("%s: job %s failed", self.device, job_id)
             self._fail(job_id, f"transcription failed: {exc}")
-        else:
-            self.store.finish(job_id, segments=transcript.segments, result=transcript.text,
-                              language=transcript.language, duration=transcript.duration)
-            self.client.call("state", "count", "jobs_done")
-            log.info("%s: job %s finished in %.1fs (%.1fs of audio)", self.device, job_id,
-                     time.monotonic() - started, transcript.duration)
+            return False
         finally:
             self._state(status="idle", job=None, since=time.time())
+        polish = job.options.upgrade_transcribation
+        self.store.record_transcript(job_id, segments=transcript.segments, text=transcript.text,
+                                     language=transcript.language, duration=transcript.duration,
+                                     then=POLISHING if polish else None)
+        self.client.call("state", "count", "jobs_done")
+        log.info("%s: job %s transcribed in %.1fs (%.1fs of audio)", self.device, job_id,
+                 time.monotonic() - started, transcript.duration)
+        return polish
 
     def _fail(self, job_id: str, message: str) -> None:
         self.store.fail(job_id, message)
@@ -108,7 +116,7 @@ def run(settings: Settings, device: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which stops us
     client = LiveClient(settings)
     logs.setup(settings.log_level, lambda entry: client.call("state", "log", entry))
-    worker = DeviceWorker(settings, device)
+    worker = DeviceWorker(settings, device, client)
 
     def stop(signum, frame):
         worker.stopping = True

@@ -73,7 +73,7 @@ def test_transcribes_through_three_http_workers(service):
     assert service.get("/api/gpus").json() == []
     assert service.get("/api/model_status").json()["cpu:0"]["tiny.en"] == "loaded"
     messages = [entry["msg"] for entry in service.get("/api/logs").json()]
-    assert any(task_id in msg and "finished" in msg for msg in messages), messages
+    assert any(task_id in msg and "transcribed" in msg for msg in messages), messages
 
 
 def test_bad_requests_get_json_errors(service, tmp_path):
