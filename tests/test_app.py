@@ -1,0 +1,70 @@
+"""The web side alone: what it imports, and its JSON errors while no worker pool runs."""
+import subprocess
+import sys
+
+import pytest
+
+from conftest import DATA, ROOT
+from whisper_api.api import clean_filename, content_disposition
+from whisper_api.app import create_app
+from whisper_api.config import Settings
+
+HEAVY = ("faster_whisper", "ctranslate2", "torch", "librosa", "g4f", "numba")
+
+
+def test_web_processes_never_import_the_engine():
+    code = ("import sys, wsgi; heavy = [m for m in %r if m in sys.modules]; "
+            "assert not heavy, heavy" % (HEAVY,))
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+@pytest.fixture
+def client(tmp_path, models_dir):
+    app = create_app(Settings(data_dir=tmp_path / "data", models_dir=models_dir))
+    app.extensions["whisper_api"].live.wait = 0  # no pool runs in these tests
+    return app.test_client()
+
+
+def test_monitors_answer_503_json_without_the_pool(client):
+    for path in ("/api/gpus", "/api/model_status", "/api/logs", "/api/health"):
+        response = client.get(path)
+        assert response.status_code == 503 and "not reachable" in response.get_json()["error"]
+
+
+def test_a_job_is_recorded_even_while_the_pool_is_down(client):
+    with open(DATA / "en.mp3", "rb") as handle:
+        response = client.post("/api/transcribe", data={"file": (handle, "en.mp3"), "model_name": "tiny.en"})
+    assert response.status_code == 200
+    status = client.get(f"/api/status/{response.get_json()['task_id']}").get_json()
+    assert status["status"] == "queued" and status["filename"] == "en.mp3"
+
+
+def test_unknown_routes_and_methods_are_json(client):
+    response = client.get("/api/nothing")
+    assert response.status_code == 404 and "not found" in response.get_json()["error"]
+    response = client.get("/api/transcribe")
+    assert response.status_code == 405 and "error" in response.get_json()
+
+
+def test_models_lists_local_folders(client):
+    models = client.get("/api/models").get_json()
+    assert {"tiny.en", "base"} <= set(models["local"]) and "large-v3" in models["models"]
+    assert models["default"] == "base"
+
+
+@pytest.mark.parametrize("raw, expected", [
+    ("../../etc/passwd", "passwd"),
+    ("C:\\Users\\me\\call.mp3", "call.mp3"),
+    ("bad\x00name.mp3", "badname.mp3"),
+    ("..", ".."),
+    ("", "upload"),
+    ("звонок клиента.mp3", "звонок клиента.mp3"),
+])
+def test_client_file_names_are_metadata_only(raw, expected):
+    assert clean_filename(raw) == expected
+
+
+def test_download_names_survive_cyrillic():
+    header = content_disposition("звонок.srt")
+    assert header.startswith('attachment; filename="______.srt"')
+    assert "filename*=UTF-8''%D0%B7%D0%B2%D0%BE%D0%BD%D0%BE%D0%BA.srt" in header
