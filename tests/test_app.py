@@ -5,7 +5,8 @@ import sys
 import pytest
 
 from conftest import DATA, ROOT
-from whisper_api.api import clean_filename, content_disposition
+from whisper_api.api import content_disposition
+from whisper_api.uploads import clean_filename
 from whisper_api.app import create_app
 from whisper_api.config import Settings
 

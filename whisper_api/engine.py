@@ -138,6 +138,8 @@ class Engine:
             language=options.language or language,
             initial_prompt=options.initial_prompt,
             beam_size=self.settings.beam_size,
+            task=options.task,
+            **({"temperature": options.temperature} if options.temperature is not None else {}),
             vad_filter=True,
             word_timestamps=True,
         )

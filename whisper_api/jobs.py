@@ -86,6 +86,8 @@ class JobOptions:
     upgrade_transcribation: bool = False
     up_speed: float = 1.0
     split_roads: str | None = None
+    task: str = "transcribe"  # or "translate" (to English)
+    temperature: float | None = None  # None: faster-whisper's fallback schedule
 
     @classmethod
     def from_form(cls, form: Mapping[str, str], model_names: "set[str] | frozenset[str]") -> "JobOptions":

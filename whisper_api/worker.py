@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
 
 from .config import Settings
@@ -18,7 +19,7 @@ from .exceptions import JobFailed
 from .jobs import AFTER, POLISHING
 from .live import LiveClient
 from .store import JobStore
-from . import logs
+from . import audio, logs
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +52,9 @@ class DeviceWorker:
                 self.engine.load(name)
             except JobFailed:
                 pass  # logged and shown in model status; a job naming it gets the error
-        from . import audio
-
-        audio.warm_up()
         self._state(status="idle", since=time.time())
+        # librosa (up_speed) compiles with numba on first use: do it now, beside the first jobs.
+        threading.Thread(target=audio.warm_up, name="warm-up", daemon=True).start()
 
     def loop(self) -> None:
         while not self.stopping and os.getppid() == self.parent:
@@ -114,6 +114,8 @@ class DeviceWorker:
 def run(settings: Settings, device: str) -> None:
     """Process entry point (spawned by the supervisor)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which stops us
+    # numba reads this once, on import: a cache in the data dir survives restarts.
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(settings.data_dir / "cache" / "numba"))
     client = LiveClient(settings)
     logs.setup(settings.log_level, lambda entry: client.call("state", "log", entry))
     worker = DeviceWorker(settings, device, client)
