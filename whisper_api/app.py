@@ -60,6 +60,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         return error_response(500, "internal error; the service log has the details")
 
     from .api import bp as api_bp
+    from .dashboard import bp as dashboard_bp
 
     app.register_blueprint(api_bp)
+    app.register_blueprint(dashboard_bp)
     return app

@@ -24,6 +24,7 @@ from .jobs import AFTER, DEVICE, LANES
 log = logging.getLogger(__name__)
 
 LOG_SIZE = 200
+HISTOGRAM_BUCKETS = (0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, float("inf"))
 MANAGER_FILE = "manager.json"
 CONNECTION_ERRORS = (ConnectionError, EOFError, OSError, AuthenticationError)
 
@@ -79,6 +80,7 @@ class LiveState:
         self._gpus: list[dict] = []
         self._logs: deque[dict] = deque(maxlen=LOG_SIZE)
         self._counters: dict[str, float] = {}
+        self._histograms: dict[str, dict] = {}
 
     def set_device(self, device: str, **fields) -> None:
         with self._lock:
@@ -96,6 +98,17 @@ class LiveState:
         with self._lock:
             self._counters[name] = self._counters.get(name, 0) + amount
 
+    def observe(self, name: str, value: float) -> None:
+        """Add ``value`` to histogram ``name`` (cumulative buckets, Prometheus style)."""
+        with self._lock:
+            histogram = self._histograms.setdefault(
+                name, {"buckets": {bound: 0 for bound in HISTOGRAM_BUCKETS}, "sum": 0.0, "count": 0})
+            for bound in HISTOGRAM_BUCKETS:
+                if value <= bound:
+                    histogram["buckets"][bound] += 1
+            histogram["sum"] += value
+            histogram["count"] += 1
+
     def log(self, entry: dict) -> None:
         with self._lock:
             self._logs.append(entry)
@@ -111,6 +124,8 @@ class LiveState:
                 "models": {name: dict(models) for name, models in self._models.items()},
                 "gpus": list(self._gpus),
                 "counters": dict(self._counters),
+                "histograms": {name: {"buckets": dict(h["buckets"]), "sum": h["sum"], "count": h["count"]}
+                               for name, h in self._histograms.items()},
             }
 
 

@@ -41,6 +41,8 @@ class DeviceWorker:
 
     def _model_status(self, model: str, status: str) -> None:
         self.client.call("state", "set_model", self.device, model, status)
+        if status == "loaded":
+            self.client.call("state", "count", "model_loads")
 
     def _state(self, **fields) -> None:
         self.client.call("state", "set_device", self.device, **fields)
@@ -100,9 +102,12 @@ class DeviceWorker:
         self.store.record_transcript(job_id, segments=transcript.segments, text=transcript.text,
                                      language=transcript.language, duration=transcript.duration,
                                      then=POLISHING if polish else None)
+        elapsed = time.monotonic() - started
         self.client.call("state", "count", "jobs_done")
+        self.client.call("state", "count", "audio_seconds", transcript.duration)
+        self.client.call("state", "observe", "processing_seconds", elapsed)
         log.info("%s: job %s transcribed in %.1fs (%.1fs of audio)", self.device, job_id,
-                 time.monotonic() - started, transcript.duration)
+                 elapsed, transcript.duration)
         return polish
 
     def _fail(self, job_id: str, message: str) -> None:
