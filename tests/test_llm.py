@@ -1,7 +1,7 @@
 """Polishing through g4f against a real OpenAI-compatible HTTP server on loopback."""
 import pytest
 
-from llm_server import FakeLLM
+from loopback import FakeLLM
 from whisper_api.config import Settings
 from whisper_api.llm import polish, prompt_for
 
@@ -32,7 +32,7 @@ def test_polished_text_comes_back(llm):
     assert text.startswith("[00:00] [Клиент] Алло, здравствуйте")
     request = llm.requests[-1]
     assert request["path"] == "/v1/chat/completions" and request["body"]["model"] == "local-model"
-    assert request["authorization"] == "Bearer sk-test-secret"
+    assert request["headers"]["Authorization"] == "Bearer sk-test-secret"
     assert "таймкоды" in request["body"]["messages"][-1]["content"]  # the Russian prompt
 
 

@@ -1,7 +1,8 @@
-"""The after-steps process: work on transcribed jobs that must not hold a device.
+"""The after-steps process: work that must not hold a device.
 
-Today that is LLM polishing (``upgrade_transcribation``). The supervisor owns this process
-like a device worker and restarts it; a job it held goes back to the ``after`` lane.
+LLM polishing (``upgrade_transcribation``), callback delivery and the idle webhook. The
+supervisor owns this process like a device worker and restarts it; a job it held goes
+back to the ``after`` lane, and callbacks resume from the job store.
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import os
 import signal
 import threading
 
-from . import llm, logs
+from . import callbacks, llm, logs
 from .config import Settings
 from .dispatch import ManagerDispatcher
 from .jobs import AFTER, POLISHING
@@ -67,6 +68,14 @@ def run(settings: Settings, name: str) -> None:
     client.call("state", "set_device", name, pid=os.getpid(), status="idle", kind="after")
     threads = [threading.Thread(target=worker.loop, args=(holder,), name=holder)
                for holder in holders(settings)]
+    threads.append(threading.Thread(target=callbacks.Callbacks(settings, worker.store).run,
+                                    args=(worker.stopping,), name="callbacks"))
+    if settings.idle_webhook_url:
+        def publish(info: dict) -> None:
+            client.call("state", "set_info", "idle_webhook", info)
+
+        threads.append(threading.Thread(target=callbacks.IdleWebhook(settings, worker.store, publish).run,
+                                        args=(worker.stopping,), name="idle-webhook"))
     for thread in threads:
         thread.start()
     for thread in threads:

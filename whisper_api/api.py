@@ -149,4 +149,5 @@ def health():
     devices = snapshot["devices"]
     ready = any(info.get("status") in ("idle", "busy") for info in devices.values())
     return jsonify(status="ok" if ready else "starting", devices=devices,
-                   counts=services().store.counts()), 200 if ready else 503
+                   counts=services().store.counts(),
+                   idle_webhook=snapshot["info"].get("idle_webhook")), 200 if ready else 503

@@ -35,6 +35,10 @@ class Settings:
     llm_timeout: seconds one polish may take before the raw transcript is kept.
     llm_prompt: a prompt template overriding the built-in ones; ``{text}`` marks the transcript.
     llm_workers: polishes run at once.
+    callback_attempts: delivery attempts of a job's callback before it is marked failed.
+    callback_timeout: seconds one callback or webhook request may take.
+    idle_webhook_url: called once each time the service has been idle for the interval.
+    idle_webhook_minutes: that interval.
     """
 
     data_dir: Path = Path("./data")
@@ -57,6 +61,10 @@ class Settings:
     llm_timeout: float = 120.0
     llm_prompt: str = ""
     llm_workers: int = 2
+    callback_attempts: int = 10
+    callback_timeout: float = 10.0
+    idle_webhook_url: str = ""
+    idle_webhook_minutes: float = 10.0
 
     @classmethod
     def from_env(cls, environ: dict | None = None, **overrides) -> "Settings":

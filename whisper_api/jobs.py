@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Mapping
+from urllib.parse import urlsplit
 
 from .exceptions import BadRequest
 
@@ -86,6 +87,7 @@ class JobOptions:
     upgrade_transcribation: bool = False
     up_speed: float = 1.0
     split_roads: str | None = None
+    callback_url: str | None = None
     task: str = "transcribe"  # or "translate" (to English)
     temperature: float | None = None  # None: faster-whisper's fallback schedule
 
@@ -112,6 +114,7 @@ class JobOptions:
             upgrade_transcribation=_parse_bool("upgrade_transcribation", form.get("upgrade_transcribation")),
             up_speed=_parse_speed(form.get("up_speed")),
             split_roads=split_roads,
+            callback_url=_parse_callback_url(form.get("callback_url")),
         )
 
     @property
@@ -131,6 +134,16 @@ def _parse_bool(name: str, raw: str | None) -> bool:
     raise BadRequest(f"{name} must be true or false, got {raw!r}")
 
 
+def _parse_callback_url(raw: str | None) -> str | None:
+    url = (raw or "").strip()
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2048:
+        raise BadRequest(f"callback_url must be an http:// or https:// URL, got {url[:100]!r}")
+    return url
+
+
 def _parse_speed(raw: str | None) -> float:
     if raw is None or not raw.strip():
         return 1.0
@@ -141,6 +154,21 @@ def _parse_speed(raw: str | None) -> float:
     if not math.isfinite(speed) or not MIN_SPEED <= speed <= MAX_SPEED:
         raise BadRequest(f"up_speed must be between {MIN_SPEED} and {MAX_SPEED}, got {raw!r}")
     return speed
+
+
+@dataclass
+class Callback:
+    """Delivery of the final status to ``callback_url``."""
+
+    state: str  # pending, delivered or failed
+    attempts: int = 0
+    error: str | None = None
+    next_at: float | None = None
+    last_at: float | None = None
+
+    def to_dict(self) -> dict:
+        return {"state": self.state, "attempts": self.attempts, "error": self.error,
+                "next_attempt_at": iso_time(self.next_at), "last_attempt_at": iso_time(self.last_at)}
 
 
 @dataclass
@@ -167,6 +195,7 @@ class Job:
     stage: str | None = None  # the after-step a transcribed job waits for, e.g. "polishing"
     raw_result: str | None = None
     upgrade_error: str | None = None
+    callback: Callback | None = None
 
     def to_dict(self, with_segments: bool = True) -> dict:
         """The JSON of ``GET /api/status/<id>``."""
@@ -195,6 +224,7 @@ class Job:
             "gpu_id": gpu_id(self.device),
             "attempts": self.attempts,
             "options": self.options.to_dict(),
+            "callback": self.callback.to_dict() if self.callback else None,
         }
         if with_segments:
             data["segments"] = self.segments

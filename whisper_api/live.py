@@ -81,6 +81,7 @@ class LiveState:
         self._logs: deque[dict] = deque(maxlen=LOG_SIZE)
         self._counters: dict[str, float] = {}
         self._histograms: dict[str, dict] = {}
+        self._info: dict[str, object] = {}
 
     def set_device(self, device: str, **fields) -> None:
         with self._lock:
@@ -109,6 +110,11 @@ class LiveState:
             histogram["sum"] += value
             histogram["count"] += 1
 
+    def set_info(self, key: str, value) -> None:
+        """Publish a small piece of service state (e.g. the idle webhook's timer)."""
+        with self._lock:
+            self._info[key] = value
+
     def log(self, entry: dict) -> None:
         with self._lock:
             self._logs.append(entry)
@@ -126,6 +132,7 @@ class LiveState:
                 "counters": dict(self._counters),
                 "histograms": {name: {"buckets": dict(h["buckets"]), "sum": h["sum"], "count": h["count"]}
                                for name, h in self._histograms.items()},
+                "info": dict(self._info),
             }
 
 

@@ -8,33 +8,43 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from .jobs import Job, JobOptions, JobStatus
+from .jobs import Callback, Job, JobOptions, JobStatus
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id TEXT PRIMARY KEY,
-    status TEXT NOT NULL,
-    filename TEXT NOT NULL,
-    path TEXT NOT NULL,
-    file_size INTEGER NOT NULL,
-    options TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    started_at REAL,
-    completed_at REAL,
-    device TEXT,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    progress REAL NOT NULL DEFAULT 0,
-    duration REAL,
-    language TEXT,
-    segments TEXT,
-    result TEXT,
-    error TEXT,
-    stage TEXT,
-    raw_result TEXT,
-    upgrade_error TEXT
-);
-CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
-"""
+CALLBACK_PENDING, CALLBACK_DELIVERED, CALLBACK_FAILED = "pending", "delivered", "failed"
+
+COLUMNS = (
+    ("id", "TEXT PRIMARY KEY"),
+    ("status", "TEXT NOT NULL"),
+    ("filename", "TEXT NOT NULL"),
+    ("path", "TEXT NOT NULL"),
+    ("file_size", "INTEGER NOT NULL"),
+    ("options", "TEXT NOT NULL"),
+    ("created_at", "REAL NOT NULL"),
+    ("started_at", "REAL"),
+    ("completed_at", "REAL"),
+    ("device", "TEXT"),
+    ("attempts", "INTEGER NOT NULL DEFAULT 0"),
+    ("progress", "REAL NOT NULL DEFAULT 0"),
+    ("duration", "REAL"),
+    ("language", "TEXT"),
+    ("segments", "TEXT"),
+    ("result", "TEXT"),
+    ("error", "TEXT"),
+    ("stage", "TEXT"),
+    ("raw_result", "TEXT"),
+    ("upgrade_error", "TEXT"),
+    # callback delivery: pending -> delivered | failed
+    ("callback_state", "TEXT"),
+    ("callback_attempts", "INTEGER NOT NULL DEFAULT 0"),
+    ("callback_error", "TEXT"),
+    ("callback_next_at", "REAL"),
+    ("callback_at", "REAL"),
+)
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS jobs (" + ", ".join(f"{name} {decl}" for name, decl in COLUMNS) + ");"
+    "CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);"
+    "CREATE INDEX IF NOT EXISTS jobs_callbacks ON jobs (callback_state, callback_next_at);"
+)
 
 
 class JobStore:
@@ -44,8 +54,16 @@ class JobStore:
         self.path = Path(path)
         self._local = threading.local()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.executescript(SCHEMA)
+        db = self._connect()
+        db.executescript(SCHEMA)
+        present = {row["name"] for row in db.execute("PRAGMA table_info(jobs)")}
+        for name, decl in COLUMNS:  # a database from an older version gains the new columns
+            if name not in present:
+                try:
+                    db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {decl}")
+                except sqlite3.OperationalError as exc:
+                    if "duplicate column" not in str(exc):  # another process added it first
+                        raise
 
     def _connect(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -72,10 +90,11 @@ class JobStore:
     def add(self, job: Job) -> None:
         """Commit a new queued job."""
         self._write(
-            "INSERT INTO jobs (id, status, filename, path, file_size, options, created_at, duration)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO jobs (id, status, filename, path, file_size, options, created_at, duration,"
+            " callback_state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (job.id, JobStatus.QUEUED.value, job.filename, job.path, job.file_size,
-             json.dumps(job.options.to_dict(), ensure_ascii=False), job.created_at, job.duration),
+             json.dumps(job.options.to_dict(), ensure_ascii=False), job.created_at, job.duration,
+             CALLBACK_PENDING if job.options.callback_url else None),
         )
 
     def get(self, job_id: str) -> Job | None:
@@ -160,6 +179,25 @@ class JobStore:
         ).fetchall()
         return (_job(row) for row in rows)
 
+    def due_callbacks(self, now: float, limit: int = 20) -> list[Job]:
+        """Finished jobs whose callback is pending and due."""
+        rows = self._connect().execute(
+            "SELECT * FROM jobs WHERE callback_state = ? AND status IN (?, ?)"
+            " AND COALESCE(callback_next_at, 0) <= ? ORDER BY completed_at LIMIT ?",
+            (CALLBACK_PENDING, JobStatus.DONE.value, JobStatus.ERROR.value, now, limit),
+        ).fetchall()
+        return [_job(row) for row in rows]
+
+    def callback_attempted(self, job_id: str, *, delivered: bool, error: str | None,
+                           retry_at: float | None) -> None:
+        """Record one delivery attempt: delivered, to be retried at ``retry_at``, or failed."""
+        state = CALLBACK_DELIVERED if delivered else CALLBACK_PENDING if retry_at else CALLBACK_FAILED
+        self._write(
+            "UPDATE jobs SET callback_state = ?, callback_attempts = callback_attempts + 1,"
+            " callback_error = ?, callback_next_at = ?, callback_at = ? WHERE id = ?",
+            (state, error, retry_at, time.time(), job_id),
+        )
+
     def counts(self) -> dict[str, int]:
         rows = self._connect().execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
         return {status.value: 0 for status in JobStatus} | {row[0]: row[1] for row in rows}
@@ -187,4 +225,7 @@ def _job(row: sqlite3.Row) -> Job:
         stage=row["stage"],
         raw_result=row["raw_result"],
         upgrade_error=row["upgrade_error"],
+        callback=Callback(state=row["callback_state"], attempts=row["callback_attempts"],
+                          error=row["callback_error"], next_at=row["callback_next_at"],
+                          last_at=row["callback_at"]) if row["callback_state"] else None,
     )

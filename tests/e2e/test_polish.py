@@ -2,7 +2,7 @@
 import pytest
 
 from conftest import DATA, wer
-from llm_server import FakeLLM
+from loopback import FakeLLM
 
 EN = DATA / "en.mp3"
 
@@ -24,7 +24,7 @@ def test_polished_result_and_raw_result(make_service, llm):
     assert wer((DATA / "en.txt").read_text(), final["raw_result"]) <= 0.25
     assert final["options"]["upgrade_transcribation"] is True
     # The key reaches the LLM and nothing else.
-    assert llm.requests[-1]["authorization"] == "Bearer sk-e2e-key"
+    assert llm.requests[-1]["headers"]["Authorization"] == "Bearer sk-e2e-key"
     assert "sk-e2e-key" not in service.get("/api/logs").text
     assert "sk-e2e-key" not in service.log_text()
     assert "sk-e2e-key" not in service.get(f"/api/status/{task_id}").text
