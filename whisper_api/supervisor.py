@@ -7,10 +7,13 @@ held back in the queue, at most ``max_attempts`` times.
 """
 from __future__ import annotations
 
+import argparse
 import logging
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -205,10 +208,15 @@ class Supervisor:
         log.info("supervisor stopped")
 
 
-def main(settings: Settings, parent_pid: int | None) -> None:
-    """Process entry point."""
+def main(argv: list[str] | None = None) -> int:
+    """``python -m whisper_api.supervisor``: run the worker pool with ``WHISPER_API_*`` settings."""
+    parser = argparse.ArgumentParser(prog="python -m whisper_api.supervisor", description=main.__doc__)
+    parser.add_argument("--parent", type=int, default=None,
+                        help="stop when this process (gunicorn's master) is gone")
+    args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the master forwards the stop as SIGTERM
-    supervisor = Supervisor(settings, parent_pid)
+    settings = Settings.from_env()
+    supervisor = Supervisor(settings, args.parent)
     logs.setup(settings.log_level, supervisor.state.log)
 
     def stop(signum, frame):
@@ -218,37 +226,34 @@ def main(settings: Settings, parent_pid: int | None) -> None:
     log.info("supervisor started (pid %d) for %s", os.getpid(),
              ", ".join(slot.name for slot in supervisor.slots if slot.is_device))
     supervisor.run()
+    return 0
 
 
 class Handle:
     """The master's side: start the supervisor, restart it if it dies, stop it.
 
-    gunicorn's master may reap the supervisor itself (``waitpid(-1)``), so liveness is
-    checked by pid as well as through ``multiprocessing``.
+    The supervisor is a plain child process (not ``multiprocessing``), so the HTTP workers
+    the master forks inherit nothing that would try to join it, and a supervisor reaped by
+    gunicorn's ``waitpid(-1)`` simply reads as exited.
     """
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.process: multiprocessing.Process | None = None
+        self.process: subprocess.Popen | None = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()
 
+    def _spawn(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "whisper_api.supervisor", "--parent", str(os.getpid())])
+
     def start(self) -> None:
         with self._lock:
-            self.process = SPAWN.Process(target=main, args=(self.settings, os.getpid()),
-                                         name="supervisor")
-            self.process.start()
+            self._spawn()
         threading.Thread(target=self._watch, name="supervisor-watch", daemon=True).start()
 
     def alive(self) -> bool:
-        process = self.process
-        if process is None or not process.is_alive():
-            return False
-        try:
-            os.kill(process.pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
+        return self.process is not None and self.process.poll() is None
 
     def _watch(self) -> None:
         while not self._stopping.wait(1.0):
@@ -256,21 +261,21 @@ class Handle:
                 if self._stopping.is_set() or self.alive():
                     continue
                 log.error("the supervisor (pid %s) died; starting a new one", self.process.pid)
-                self.process = SPAWN.Process(target=main, args=(self.settings, os.getpid()),
-                                             name="supervisor")
-                self.process.start()
+                self._spawn()
 
     def stop(self) -> None:
         """SIGTERM the supervisor and wait until it has stopped its workers."""
         self._stopping.set()
         with self._lock:
-            process = self.process
-            if process is None:
+            if not self.alive():
                 return
-            if self.alive():
-                process.terminate()
-            deadline = time.monotonic() + self.settings.shutdown_grace + 10
-            while self.alive() and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if self.alive():
-                process.kill()
+            self.process.terminate()
+            try:
+                self.process.wait(self.settings.shutdown_grace + 10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
