@@ -27,8 +27,12 @@ _supervisor = None
 
 def on_starting(server):
     global _supervisor
+    from whisper_api.auth import warn_if_open
     from whisper_api.supervisor import Handle
 
+    warning = warn_if_open(settings)
+    if warning:
+        server.log.warning(warning)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _supervisor = Handle(settings)
     _supervisor.start()

@@ -72,6 +72,8 @@ class Service:
             "WEB_CONCURRENCY": str(workers),
             **env,
         }
+        keys = self.env.get("WHISPER_API_KEYS", "")
+        self.headers = {"Authorization": f"Bearer {keys.split(',')[0]}"} if keys else {}
         self.process: subprocess.Popen | None = None
         self.log_path = data_dir.parent / f"gunicorn-{self.port}.log"
 
@@ -92,7 +94,7 @@ class Service:
             if self.process.poll() is not None:
                 raise RuntimeError(f"gunicorn exited ({self.process.returncode}):\n{self.log_text()}")
             try:
-                response = requests.get(self.url + "/api/health", timeout=2)
+                response = requests.get(self.url + "/api/health", headers=self.headers, timeout=2)
                 if response.status_code == 200:
                     return response.json()
             except requests.RequestException:  # not listening yet, or still dialing the pool
@@ -104,12 +106,13 @@ class Service:
         return self.log_path.read_text(errors="replace")[-5000:]
 
     def get(self, path: str, **kwargs) -> requests.Response:
+        kwargs.setdefault("headers", self.headers)
         return requests.get(self.url + path, timeout=10, **kwargs)
 
     def submit(self, path: Path, **fields) -> requests.Response:
         with open(path, "rb") as handle:
             return requests.post(self.url + "/api/transcribe", files={"file": (path.name, handle)},
-                                 data=fields, timeout=30)
+                                 data=fields, headers=self.headers, timeout=30)
 
     def wait_done(self, task_id: str, timeout: float = 120) -> dict:
         deadline = time.monotonic() + timeout

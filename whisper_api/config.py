@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 PREFIX = "WHISPER_API_"
+ENV_NAMES = {"api_keys": "WHISPER_API_KEYS"}  # where the variable is not PREFIX + NAME
 
 
 def _split(value: str) -> tuple[str, ...]:
@@ -39,6 +40,7 @@ class Settings:
     callback_timeout: seconds one callback or webhook request may take.
     idle_webhook_url: called once each time the service has been idle for the interval.
     idle_webhook_minutes: that interval.
+    api_keys: when set, every API call needs one of these keys (never logged or shown).
     """
 
     data_dir: Path = Path("./data")
@@ -65,6 +67,7 @@ class Settings:
     callback_timeout: float = 10.0
     idle_webhook_url: str = ""
     idle_webhook_minutes: float = 10.0
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
 
     @classmethod
     def from_env(cls, environ: dict | None = None, **overrides) -> "Settings":
@@ -72,7 +75,7 @@ class Settings:
         environ = os.environ if environ is None else environ
         values: dict = {}
         for f in fields(cls):
-            raw = environ.get(PREFIX + f.name.upper())
+            raw = environ.get(ENV_NAMES.get(f.name, PREFIX + f.name.upper()))
             if raw is None or raw == "":
                 continue
             values[f.name] = _parse(f.name, raw, cls.__dataclass_fields__[f.name].default)
@@ -106,5 +109,5 @@ def _parse(name: str, raw: str, default):
         if isinstance(default, float):
             return float(raw)
     except ValueError as exc:
-        raise ValueError(f"{PREFIX}{name.upper()}={raw!r}: {exc}") from None
+        raise ValueError(f"{ENV_NAMES.get(name, PREFIX + name.upper())}: {exc}") from None
     return raw.strip()

@@ -1,0 +1,88 @@
+"""Optional API keys (``WHISPER_API_KEYS``): without them the service is open, as the seed was.
+
+With keys set, everything but the probes, ``/metrics``, static files and the login page
+needs ``Authorization: Bearer <key>``, ``X-API-Key: <key>``, or the cookie the login page
+sets, so a browser enters its key once and the dashboard works as usual.
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, current_app, redirect, render_template, request
+
+from .config import Settings
+from .exceptions import ApiError
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("auth", __name__)
+
+COOKIE = "whisper_api_key"
+OPEN_PATHS = ("/healthz", "/readyz", "/metrics", "/login", "/static/", "/favicon.ico")
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+class Unauthorized(ApiError):
+    status = 401
+
+
+def presented_key() -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip()
+    return request.headers.get("X-API-Key") or request.cookies.get(COOKIE)
+
+
+def valid(key: str | None, keys: tuple[str, ...]) -> bool:
+    # compare_digest against every key: the time taken does not tell which one nearly matched
+    return bool(key) and sum(hmac.compare_digest(key.encode(), k.encode()) for k in keys) > 0
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    """Require a key on every request when ``settings.api_keys`` is set."""
+    app.register_blueprint(bp)
+    if not settings.api_keys:
+        return
+
+    @app.before_request
+    def require_key():
+        if request.path.startswith(OPEN_PATHS) or valid(presented_key(), settings.api_keys):
+            return None
+        if request.method == "GET" and _is_page(request.path) and request.accept_mimetypes.accept_html:
+            return redirect(f"/login?next={request.full_path.rstrip('?')}")
+        raise Unauthorized("a valid API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
+
+
+def _is_page(path: str) -> bool:
+    return not path.startswith(("/api/", "/v1/"))
+
+
+def warn_if_open(settings: Settings) -> str | None:
+    """The start-up warning for a service reachable beyond loopback without keys."""
+    host = settings.bind.rsplit(":", 1)[0] if not settings.bind.startswith("unix:") else "127.0.0.1"
+    if settings.api_keys or host in LOOPBACK:
+        return None
+    return (f"listening on {settings.bind} without API keys: anyone who can reach it can use it; "
+            "set WHISPER_API_KEYS or bind to 127.0.0.1")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Ask for a key once; a valid one is kept in an HttpOnly cookie."""
+    keys = current_app.extensions["whisper_api"].settings.api_keys
+    target = request.values.get("next", "/")
+    if urlsplit(target).netloc or not target.startswith("/") or target.startswith("//"):
+        target = "/"  # only local redirects
+    if request.method == "GET":
+        return render_template("login.html", next=target, error=None, open=not keys)
+    key = request.form.get("key", "").strip()
+    if not keys or valid(key, keys):
+        response = redirect(target)
+        if keys:
+            response.set_cookie(COOKIE, key, httponly=True, samesite="Strict", secure=request.is_secure,
+                                max_age=30 * 24 * 3600)
+        return response
+    log.warning("login with a wrong key from %s", request.remote_addr)
+    return render_template("login.html", next=target, error=True, open=False), 401
