@@ -117,3 +117,9 @@ def test_restore_times_scales_segments_and_words():
 def test_warm_up_compiles_into_a_writable_cache():
     audio.warm_up()
     assert any(Path(os.environ["NUMBA_CACHE_DIR"]).iterdir())
+
+
+def test_decoding_stops_at_the_duration_cap():
+    with pytest.raises(JobFailed, match="longer than the 0.1 minute limit"):
+        audio.decode(DATA / "en.mp3", max_seconds=6)
+    assert len(audio.decode(DATA / "en.mp3", max_seconds=60)[0]) / audio.SAMPLE_RATE > 13

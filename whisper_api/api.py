@@ -37,10 +37,21 @@ def transcribe():
 
 @bp.get("/status/<task_id>")
 def status(task_id: str):
-    job = services().store.get(task_id)
-    if job is None:
-        raise NotFound(f"no task {task_id!r}")
-    return jsonify(job.to_dict())
+    return jsonify(existing_job(task_id).to_dict())
+
+
+def existing_job(task_id: str) -> Job:
+    """The job, or 404 saying whether it never existed or has expired."""
+    store = services().store
+    job = store.get(task_id)
+    if job is not None:
+        return job
+    expired = store.expired_at(task_id)
+    if expired is not None:
+        hours = services().settings.retention_hours
+        raise NotFound(f"task {task_id} expired: finished tasks are kept for {hours:g} hours "
+                       f"(removed {iso_time(expired)})")
+    raise NotFound(f"no task {task_id!r}")
 
 
 @bp.get("/result/<task_id>")
@@ -59,9 +70,7 @@ def result(task_id: str):
 
 
 def finished_job(task_id: str) -> Job:
-    job = services().store.get(task_id)
-    if job is None:
-        raise NotFound(f"no task {task_id!r}")
+    job = existing_job(task_id)
     if job.status is not JobStatus.DONE:
         raise Conflict(f"task {task_id} is {job.status.value}, not done")
     return job
@@ -76,11 +85,8 @@ def content_disposition(filename: str) -> str:
 @bp.delete("/task/<task_id>")
 def delete_task(task_id: str):
     """Delete a task and its audio; a running task cannot be deleted."""
-    store = services().store
-    job = store.get(task_id)
-    if job is None:
-        raise NotFound(f"no task {task_id!r}")
-    if not store.delete(task_id):
+    job = existing_job(task_id)
+    if not services().store.delete(task_id):
         raise Conflict(f"task {task_id} is processing; delete it when it has finished")
     Path(job.path).unlink(missing_ok=True)
     log.info("task %s deleted", task_id)

@@ -77,39 +77,46 @@ def _duration(container, stream) -> float:
     return float(sum(p.duration * p.time_base for p in container.demux(stream) if p.duration))
 
 
-def decode(path: str | os.PathLike, channels: int | None = None, speed: float = 1.0) -> list[np.ndarray]:
-    """Decode to 16 kHz float32: ``[mono]``, or one gated array per channel; sped up ``speed`` times."""
-    if channels is None:
-        from faster_whisper.audio import decode_audio
+def decode(path: str | os.PathLike, channels: int | None = None, speed: float = 1.0,
+           max_seconds: float | None = None) -> list[np.ndarray]:
+    """Decode to 16 kHz float32: ``[mono]``, or one gated array per channel; sped up ``speed`` times.
 
-        with _readable(path):
-            tracks = [decode_audio(str(path), sampling_rate=SAMPLE_RATE)]
+    Decoding stops with ``JobFailed`` once the audio passes ``max_seconds``, so a file whose
+    headers understate its length never fills memory.
+    """
+    if channels is None:
+        tracks = _decode(path, None, max_seconds)
     else:
-        tracks = gate_crosstalk(_decode_channels(path, channels))
+        tracks = gate_crosstalk(_decode(path, channels, max_seconds))
     if speed != 1.0:
         tracks = [stretch(track, speed) for track in tracks]
     return tracks
 
 
-def _decode_channels(path: str | os.PathLike, count: int) -> list[np.ndarray]:
-    """The first ``count`` channels of the first audio stream, each resampled to 16 kHz."""
+def _decode(path: str | os.PathLike, count: int | None, max_seconds: float | None) -> list[np.ndarray]:
+    """The mono mix (``count`` None) or the first ``count`` channels, each resampled to 16 kHz."""
     import av
     import numpy as np
 
+    limit = int(max_seconds * SAMPLE_RATE) if max_seconds else None
     with _readable(path) as container:
         stream = container.streams.audio[0]
         available = stream.codec_context.channels
-        if count > available:
+        if count is not None and count > available:
             raise JobFailed(f"split_roads needs {count} channels, but the file has {available}")
         # Planar output keeps each channel apart; the layout stays the stream's own.
-        resampler = av.AudioResampler(format="fltp", layout=stream.layout, rate=SAMPLE_RATE)
-        chunks = [
-            frame.to_ndarray()
-            for source in chain(_valid_frames(container.decode(stream)), [None])
-            for frame in resampler.resample(source)
-        ]
-    samples = np.concatenate(chunks, axis=1) if chunks else np.zeros((available, 0), np.float32)
-    return [np.ascontiguousarray(samples[i]) for i in range(count)]
+        resampler = av.AudioResampler(format="fltp", layout="mono" if count is None else stream.layout,
+                                      rate=SAMPLE_RATE)
+        chunks, decoded = [], 0
+        for source in chain(_valid_frames(container.decode(stream)), [None]):
+            for frame in resampler.resample(source):
+                chunks.append(frame.to_ndarray())
+                decoded += chunks[-1].shape[1]
+                if limit and decoded > limit:
+                    raise JobFailed(f"the audio is longer than the {max_seconds / 60:g} minute limit")
+    rows = 1 if count is None else available
+    samples = np.concatenate(chunks, axis=1) if chunks else np.zeros((rows, 0), np.float32)
+    return [np.ascontiguousarray(samples[i]) for i in range(count or 1)]
 
 
 def _valid_frames(frames: Iterator) -> Iterator:

@@ -41,6 +41,9 @@ class Settings:
     idle_webhook_url: called once each time the service has been idle for the interval.
     idle_webhook_minutes: that interval.
     api_keys: when set, every API call needs one of these keys (never logged or shown).
+    max_audio_minutes: longer recordings are refused (on upload, and again while decoding).
+    job_timeout_base, job_timeout_factor: a job running longer than base + factor x its audio
+        duration is stopped and ends ``error``.
     """
 
     data_dir: Path = Path("./data")
@@ -68,6 +71,9 @@ class Settings:
     idle_webhook_url: str = ""
     idle_webhook_minutes: float = 10.0
     api_keys: tuple[str, ...] = field(default=(), repr=False)
+    max_audio_minutes: float = 240.0
+    job_timeout_base: float = 300.0
+    job_timeout_factor: float = 3.0
 
     @classmethod
     def from_env(cls, environ: dict | None = None, **overrides) -> "Settings":

@@ -115,7 +115,7 @@ class Engine:
         model = self.load(options.model_name)
         roads = options.roads
         tracks = audio.decode(job.path, channels=len(roads.roles) if roads else None,
-                              speed=options.up_speed)
+                              speed=options.up_speed, max_seconds=self.settings.max_audio_minutes * 60)
         results = []
         language = None
         for index, samples in enumerate(tracks):

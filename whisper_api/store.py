@@ -44,6 +44,8 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS jobs (" + ", ".join(f"{name} {decl}" for name, decl in COLUMNS) + ");"
     "CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);"
     "CREATE INDEX IF NOT EXISTS jobs_callbacks ON jobs (callback_state, callback_next_at);"
+    # ids removed by retention, so their status can say "expired" rather than "unknown"
+    "CREATE TABLE IF NOT EXISTS expired (id TEXT PRIMARY KEY, expired_at REAL NOT NULL);"
 )
 
 
@@ -164,6 +166,28 @@ class JobStore:
         """Delete a job that is not processing; False when there was none to delete."""
         return bool(self._write("DELETE FROM jobs WHERE id = ? AND status != ?",
                                 (job_id, JobStatus.PROCESSING.value)))
+
+    def expire(self, job_id: str) -> None:
+        """Delete a finished job for good, leaving a tombstone with its id."""
+        db = self._connect()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            db.execute("INSERT OR REPLACE INTO expired (id, expired_at) VALUES (?, ?)", (job_id, time.time()))
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def expired_at(self, job_id: str) -> float | None:
+        row = self._connect().execute("SELECT expired_at FROM expired WHERE id = ?", (job_id,)).fetchone()
+        return row[0] if row else None
+
+    def forget_expired(self, before: float) -> None:
+        self._write("DELETE FROM expired WHERE expired_at < ?", (before,))
+
+    def ids(self) -> set[str]:
+        return {row[0] for row in self._connect().execute("SELECT id FROM jobs")}
 
     def by_status(self, status: JobStatus, limit: int = 1000, newest_first: bool = False) -> list[Job]:
         order = "completed_at DESC" if newest_first else "created_at"

@@ -91,7 +91,9 @@ class Supervisor:
         try:
             while not self.stopping and self._parent_alive():
                 now = time.monotonic()
+                running = self.queue.snapshot()["running"]
                 for slot in self.slots:
+                    self.enforce_timeout(slot, running.get(slot.name))
                     self.check(slot, now)
                 if now >= due["gpu"]:
                     self.state.set_gpus(gpus.sample())
@@ -142,6 +144,21 @@ class Supervisor:
             slot.restarts += 1
         if now >= slot.next_start:
             self.start_worker(slot)
+
+    def enforce_timeout(self, slot: Slot, job_id: str | None) -> None:
+        """End a job that ran past its time limit, and replace the worker stuck in it."""
+        if not job_id or not slot.is_device or slot.process is None:
+            return
+        job = self.store.get(job_id)
+        if job is None or job.status is not JobStatus.PROCESSING or job.stage or not job.started_at:
+            return
+        limit = self.settings.job_timeout_base + self.settings.job_timeout_factor * (job.duration or 0)
+        if time.time() - job.started_at <= limit:
+            return
+        self.store.fail(job_id, f"timeout: the job ran longer than {limit:.0f}s "
+                                f"(limit for {job.duration or 0:.0f}s of audio)")
+        log.error("%s: job %s timed out after %.0fs; replacing the worker", slot.name, job_id, limit)
+        slot.process.kill()
 
     def recover(self, job_id: str, why: str) -> None:
         """Queue an interrupted job again, or end it once it has used its attempts."""

@@ -1,15 +1,17 @@
 """Turning an uploaded file into a committed, queued job: the one path every API shares."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
+import sqlite3
 import time
 import uuid
 from pathlib import Path
 
 from . import audio
-from .exceptions import BadRequest, JobFailed, Unavailable
+from .exceptions import ApiError, BadRequest, JobFailed, Unavailable
 from .jobs import Job, JobOptions
 from .services import Services
 
@@ -38,7 +40,8 @@ def save_upload(upload_dir: Path, storage, job_id: str) -> Path:
             os.fsync(out.fileno())
         os.replace(partial, target)
     except OSError as exc:
-        partial.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            partial.unlink()
         log.error("could not store an upload: %s", exc)
         raise Unavailable(f"the service could not store the upload ({exc.strerror or exc})") from None
     return target
@@ -59,6 +62,10 @@ def create_job(services: Services, storage, options: JobOptions) -> Job:
         if size == 0:
             raise BadRequest("the file is empty")
         info = audio.probe(path)
+        limit = services.settings.max_audio_minutes
+        if limit and info.duration > limit * 60:
+            raise ApiError(f"the audio is {info.duration / 60:.0f} minutes long; the limit is {limit:g} minutes",
+                           413)
         if options.roads and len(options.roads.roles) > info.channels:
             raise BadRequest(
                 f"split_roads asks for {len(options.roads.roles)} tracks but the file has "
@@ -70,6 +77,10 @@ def create_job(services: Services, storage, options: JobOptions) -> Job:
     except JobFailed as exc:
         path.unlink(missing_ok=True)
         raise BadRequest(str(exc)) from None
+    except sqlite3.Error as exc:
+        path.unlink(missing_ok=True)
+        log.error("could not record job %s: %s", job_id, exc)
+        raise Unavailable(f"the service could not record the job ({exc})") from None
     except BaseException:
         path.unlink(missing_ok=True)
         raise
