@@ -24,6 +24,8 @@ from . import audio, logs
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL = 1.0  # seconds between progress writes to the store
+OOM_ATTEMPTS = 2  # a job that runs out of GPU memory is tried once more in a fresh worker
+OOM_EXIT = 75
 
 
 class DeviceWorker:
@@ -93,6 +95,8 @@ class DeviceWorker:
             self._fail(job_id, str(exc))
             return False
         except Exception as exc:
+            if self.device.startswith("cuda") and "out of memory" in str(exc).lower():
+                self._out_of_memory(job, exc)
             log.exception("%s: job %s failed", self.device, job_id)
             self._fail(job_id, f"transcription failed: {exc}")
             return False
@@ -109,6 +113,17 @@ class DeviceWorker:
         log.info("%s: job %s transcribed in %.1fs (%.1fs of audio)", self.device, job_id,
                  elapsed, transcript.duration)
         return polish
+
+    def _out_of_memory(self, job, exc: Exception) -> None:
+        """GPU memory ran out: retry the job once in a fresh worker, whose memory starts clean."""
+        if job.attempts >= OOM_ATTEMPTS:
+            self._fail(job.id, f"out of GPU memory on {self.device} in {job.attempts} attempts: {exc}")
+        else:
+            log.warning("%s: out of memory on job %s; retrying it in a fresh worker", self.device, job.id)
+            self.store.requeue(job.id)
+            self.dispatcher.release(self.device)  # a held job cannot be queued
+            self.dispatcher.submit(job.id)
+        raise SystemExit(OOM_EXIT)
 
     def _fail(self, job_id: str, message: str) -> None:
         self.store.fail(job_id, message)

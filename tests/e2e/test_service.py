@@ -1,11 +1,13 @@
 """The whole service for real: gunicorn, supervisor, a spawned CPU worker, the tiny.en model."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
@@ -167,7 +169,14 @@ def test_sigterm_and_sigint_leave_no_process_behind(make_service):
     for sig in (signal.SIGTERM, signal.SIGINT):
         service = make_service(workers=3)
         pids = service.group_pids()
-        assert len(pids) >= 6  # master, 3 HTTP workers, supervisor, device worker
+        assert len(pids) >= 7  # master, 3 HTTP workers, supervisor, device worker, after-steps
+        manager = service.data_dir / "run" / "manager.json"
+        assert oct(manager.stat().st_mode & 0o777) == "0o600"
+        authkey = json.loads(manager.read_text())["authkey"]
+        for pid in pids:  # the manager's key is in no command line or environment
+            for name in ("cmdline", "environ"):
+                assert authkey.encode() not in Path(f"/proc/{pid}/{name}").read_bytes()
+        assert authkey not in service.log_text() and authkey not in service.get("/api/logs").text
         assert service.stop(sig, timeout=60) == 0
         time.sleep(0.5)
         assert service.group_pids() == []
