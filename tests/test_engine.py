@@ -67,3 +67,12 @@ def test_device_settings():
     assert compute_type(Settings(compute_type="int8_float16"), "cuda:0") == "int8_float16"
     assert cpu_threads(Settings(cpu_threads=3)) == 3
     assert cpu_threads(Settings(cpu_workers=64)) == 1
+
+
+def test_batched_inference_and_when_it_is_used(engine, models_dir):
+    batched = Engine(Settings(models_dir=models_dir, batch_size=4), "cpu:0")
+    transcript = batched.transcribe(job("en.mp3", model_name="tiny.en"), lambda p: None)
+    assert wer((DATA / "en.txt").read_text(), transcript.text) <= 0.25, transcript.text
+    assert batched.batch_size(job("call_stereo.mp3", split_roads="2,A,B")) == 0  # dialogs need fine timing
+    assert engine.batch_size(job("en.mp3")) == 0  # auto: off on the CPU
+    assert Engine(Settings(), "cuda:0").batch_size(job("en.mp3")) == 16  # auto: on for CUDA

@@ -41,6 +41,9 @@ class Settings:
     idle_webhook_url: called once each time the service has been idle for the interval.
     idle_webhook_minutes: that interval.
     api_keys: when set, every API call needs one of these keys (never logged or shown).
+    batch_size: batched inference (faster-whisper's BatchedInferencePipeline); -1 means 16 on
+        CUDA and off on the CPU, 0 off. Never used for split_roads (coarser segments).
+    prefetch: decode the next job while one runs: ``auto`` (on for CUDA), ``on`` or ``off``.
     max_audio_minutes: longer recordings are refused (on upload, and again while decoding).
     job_timeout_base, job_timeout_factor: a job running longer than base + factor x its audio
         duration is stopped and ends ``error``.
@@ -71,6 +74,8 @@ class Settings:
     idle_webhook_url: str = ""
     idle_webhook_minutes: float = 10.0
     api_keys: tuple[str, ...] = field(default=(), repr=False)
+    batch_size: int = -1
+    prefetch: str = "auto"
     max_audio_minutes: float = 240.0
     job_timeout_base: float = 300.0
     job_timeout_factor: float = 3.0

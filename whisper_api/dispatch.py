@@ -21,6 +21,9 @@ class Dispatcher(Protocol):
     def release(self, holder: str) -> str | None:
         """``holder`` is done with the job it took."""
 
+    def hand_over(self, giver: str, taker: str) -> str | None:
+        """The job ``giver`` took is ``taker``'s from now on."""
+
     def snapshot(self) -> dict:
         """``{"queued": [ids], "after": [ids], "running": {holder: id}}``."""
 
@@ -39,6 +42,9 @@ class ManagerDispatcher:
 
     def release(self, holder: str) -> str | None:
         return self.client.call("queue", "release", holder)
+
+    def hand_over(self, giver: str, taker: str) -> str | None:
+        return self.client.call("queue", "hand_over", giver, taker)
 
     def snapshot(self) -> dict:
         return self.client.call("queue", "snapshot")

@@ -64,6 +64,14 @@ class JobQueue:
         with self._cond:
             return self._running.pop(holder, None)
 
+    def hand_over(self, giver: str, taker: str) -> str | None:
+        """The job ``giver`` holds is ``taker``'s from now on."""
+        with self._cond:
+            job_id = self._running.pop(giver, None)
+            if job_id is not None:
+                self._running[taker] = job_id
+            return job_id
+
     def snapshot(self) -> dict:
         with self._cond:
             return {"queued": list(self._lanes[DEVICE]), "after": list(self._lanes[AFTER]),

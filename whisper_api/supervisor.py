@@ -78,7 +78,8 @@ class Supervisor:
         self.store = JobStore(settings.db_path)
         self.queue = JobQueue()
         self.state = LiveState()
-        self.slots = [Slot(device, worker.run, [device]) for device in resolve_devices(settings)]
+        self.slots = [Slot(device, worker.run, worker.holders(settings, device))
+                      for device in resolve_devices(settings)]
         self.slots.append(Slot(AFTER, after.run, after.holders(settings)))
         self.stopping = False
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import signal
 import threading
 import time
+from concurrent.futures import Future
 
 from .config import Settings
 from .dispatch import ManagerDispatcher
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 PROGRESS_INTERVAL = 1.0  # seconds between progress writes to the store
 OOM_ATTEMPTS = 2  # a job that runs out of GPU memory is tried once more in a fresh worker
 OOM_EXIT = 75
+AHEAD = "+next"  # the holder name of a job taken and decoded ahead
 
 
 class DeviceWorker:
@@ -61,19 +64,24 @@ class DeviceWorker:
         threading.Thread(target=audio.warm_up, name="warm-up", daemon=True).start()
 
     def loop(self) -> None:
+        prefetcher = Prefetcher(self) if prefetching(self.settings, self.device) else None
         while not self.stopping and os.getppid() == self.parent:
-            job_id = self.dispatcher.take(self.device, timeout=1.0)
+            if prefetcher:
+                job_id, decoded = prefetcher.next(timeout=1.0)
+            else:
+                job_id, decoded = self.dispatcher.take(self.device, timeout=1.0), None
             if job_id is None:
                 continue
             try:
-                after_step = self.run_job(job_id)
+                after_step = self.run_job(job_id, decoded)
             finally:
                 self.dispatcher.release(self.device)
             if after_step:
                 self.dispatcher.submit(job_id, lane=AFTER)
 
-    def run_job(self, job_id: str) -> bool:
-        """Run one job; True when it goes on to the after-step (LLM polishing)."""
+    def run_job(self, job_id: str, decoded: Future | None = None) -> bool:
+        """Run one job (``decoded``: its audio, if decoded ahead); True when it goes on to the
+        after-step (LLM polishing)."""
         job = self.store.claim(job_id, self.device)
         if job is None:
             return False  # finished or taken by another device meanwhile
@@ -90,7 +98,7 @@ class DeviceWorker:
 
         started = time.monotonic()
         try:
-            transcript = self.engine.transcribe(job, on_progress)
+            transcript = self.engine.transcribe(job, on_progress, decoded.result() if decoded else None)
         except JobFailed as exc:
             self._fail(job_id, str(exc))
             return False
@@ -129,6 +137,60 @@ class DeviceWorker:
         self.store.fail(job_id, message)
         self.client.call("state", "count", "jobs_failed")
         log.warning("%s: job %s ended with error: %s", self.device, job_id, message)
+
+
+def prefetching(settings: Settings, device: str) -> bool:
+    """Whether ``device``'s worker decodes the next job while one runs (``auto``: on CUDA)."""
+    if settings.prefetch == "auto":
+        return device.startswith("cuda")
+    return settings.prefetch == "on"
+
+
+def holders(settings: Settings, device: str) -> list[str]:
+    """The names under which ``device``'s worker holds jobs taken from the queue."""
+    return [device, device + AHEAD] if prefetching(settings, device) else [device]
+
+
+class Prefetcher:
+    """Takes the next job and decodes its audio while the device runs the current one.
+
+    It holds that job under its own name until the device takes it over, so the supervisor
+    sees it if the worker dies; the job stays ``queued`` in the store until the device claims it.
+    """
+
+    def __init__(self, worker: DeviceWorker):
+        self.worker = worker
+        self.holder = worker.device + AHEAD
+        self.ready: queue.Queue = queue.Queue(maxsize=1)
+        self.taken = threading.Event()
+        threading.Thread(target=self._run, name="prefetch", daemon=True).start()
+
+    def _run(self) -> None:
+        worker = self.worker
+        while not worker.stopping:
+            job_id = worker.dispatcher.take(self.holder, timeout=1.0)
+            if job_id is None:
+                continue
+            job = worker.store.get(job_id)
+            decoded: Future = Future()
+            try:
+                decoded.set_result(worker.engine.decode(job) if job else [])
+                log.info("%s: job %s decoded ahead", worker.device, job_id)
+            except Exception as exc:  # the device claims the job and records the error
+                decoded.set_exception(exc)
+            self.ready.put((job_id, decoded))
+            self.taken.wait()
+            self.taken.clear()
+
+    def next(self, timeout: float) -> tuple[str | None, Future | None]:
+        """The next job id and its decoded audio, or ``(None, None)`` after ``timeout``."""
+        try:
+            job_id, decoded = self.ready.get(timeout=timeout)
+        except queue.Empty:
+            return None, None
+        self.worker.dispatcher.hand_over(self.holder, self.worker.device)
+        self.taken.set()
+        return job_id, decoded
 
 
 def run(settings: Settings, device: str) -> None:

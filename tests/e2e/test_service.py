@@ -162,6 +162,8 @@ def test_restart_with_queued_jobs_finishes_them_all(make_service, tmp_path):
     finals = [second.wait_done(task_id, timeout=180) for task_id in ids]
     assert [f["status"] for f in finals] == ["done"] * 4
     assert all(wer(EN_TEXT, f["result"]) <= 0.25 for f in finals)
+    messages = " ".join(entry["msg"] for entry in service.get("/api/logs").json())
+    assert f"job {ids[1]} decoded ahead" in messages and f"job {ids[2]} decoded ahead" in messages
     assert all(f["attempts"] <= 2 for f in finals)
 
 
@@ -180,3 +182,18 @@ def test_sigterm_and_sigint_leave_no_process_behind(make_service):
         assert service.stop(sig, timeout=60) == 0
         time.sleep(0.5)
         assert service.group_pids() == []
+
+
+def test_prefetch_decodes_ahead_and_loses_nothing_in_a_crash(make_service):
+    service = make_service(workers=1, WHISPER_API_PREFETCH="on")
+    ids = [service.submit(EN, model_name="base", language="en").json()["task_id"] for _ in range(3)]
+    _processing(service, ids[0])
+    time.sleep(1.0)  # the second job is taken and decoded ahead meanwhile
+    assert service.get(f"/api/status/{ids[1]}").json()["status"] == "queued"
+    os.kill(service.worker_pids()["cpu:0"], signal.SIGKILL)
+    finals = [service.wait_done(task_id, timeout=180) for task_id in ids]
+    assert [f["status"] for f in finals] == ["done"] * 3
+    assert [f["attempts"] for f in finals] == [2, 1, 1]
+    assert all(wer(EN_TEXT, f["result"]) <= 0.25 for f in finals)
+    messages = " ".join(entry["msg"] for entry in service.get("/api/logs").json())
+    assert f"job {ids[1]} decoded ahead" in messages and f"job {ids[2]} decoded ahead" in messages
