@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -70,6 +71,8 @@ class Service:
             "WHISPER_API_BIND": f"127.0.0.1:{self.port}",
             "WHISPER_API_SHUTDOWN_GRACE": "5",
             "WEB_CONCURRENCY": str(workers),
+            # librosa's numba compile (~40 s of a core) happens once, not once per test service
+            "NUMBA_CACHE_DIR": str(Path(tempfile.gettempdir()) / "whisper_api-tests-numba"),
             **env,
         }
         keys = self.env.get("WHISPER_API_KEYS", "")

@@ -153,7 +153,8 @@ def health():
     """Liveness and readiness: the workers, their state and the queue size."""
     snapshot = live_snapshot()
     devices = snapshot["devices"]
-    ready = any(info.get("status") in ("idle", "busy") for info in devices.values())
+    ready = any(info.get("status") in ("idle", "busy") for info in devices.values()
+                if info.get("kind") != "after")
     return jsonify(status="ok" if ready else "starting", devices=devices,
                    counts=services().store.counts(),
                    idle_webhook=snapshot["info"].get("idle_webhook")), 200 if ready else 503

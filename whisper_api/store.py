@@ -40,6 +40,8 @@ COLUMNS = (
     ("callback_next_at", "REAL"),
     ("callback_at", "REAL"),
 )
+TRANSCRIPT_COLUMNS = ("segments", "result", "raw_result")
+SUMMARY_COLUMNS = ", ".join(f"NULL AS {name}" if name in TRANSCRIPT_COLUMNS else name for name, _ in COLUMNS)
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS jobs (" + ", ".join(f"{name} {decl}" for name, decl in COLUMNS) + ");"
     "CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);"
@@ -190,9 +192,11 @@ class JobStore:
         return {row[0] for row in self._connect().execute("SELECT id FROM jobs")}
 
     def by_status(self, status: JobStatus, limit: int = 1000, newest_first: bool = False) -> list[Job]:
+        """Jobs in ``status`` for listings: without their transcripts, which can be large."""
         order = "completed_at DESC" if newest_first else "created_at"
         rows = self._connect().execute(
-            f"SELECT * FROM jobs WHERE status = ? ORDER BY {order} LIMIT ?", (status.value, limit)
+            f"SELECT {SUMMARY_COLUMNS} FROM jobs WHERE status = ? ORDER BY {order} LIMIT ?",
+            (status.value, limit),
         ).fetchall()
         return [_job(row) for row in rows]
 

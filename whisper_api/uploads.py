@@ -84,11 +84,11 @@ def create_job(services: Services, storage, options: JobOptions) -> Job:
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+    log.info("job %s queued: %s (%.1fs, model %s)", job_id, job.filename, info.duration,
+             options.model_name)
     try:
         services.dispatcher.submit(job_id)
     except ConnectionError as exc:
         # The job is committed: the supervisor's sweep queues it once the pool is back.
         log.warning("job %s stored but not yet queued: %s", job_id, exc)
-    log.info("job %s queued: %s (%.1fs, model %s)", job_id, job.filename, info.duration,
-             options.model_name)
     return job

@@ -6,7 +6,6 @@ import base64
 import os
 import re
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,7 +29,6 @@ MAX_UPLOAD_MB = 1
 EN_CLIP = DATA / "en.mp3"
 CALL_CLIP = DATA / "call_stereo.mp3"
 CALL_ROLES = ("Клиент", "Сотрудник")
-NUMBA_CACHE = Path(tempfile.gettempdir()) / "whisper_api-tests-numba"
 
 if not CHROMIUM.is_file():
     pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
@@ -50,8 +48,6 @@ def service(tmp_path_factory, models_dir, llm):
     """One service for the module: one CPU worker with tiny.en preloaded (base loads on first
     use), 1 MB uploads, polishing by the stand-in LLM."""
     service = Service(tmp_path_factory.mktemp("dashboard") / "data", models_dir, workers=2,
-                      # The worker's numba warm-up takes a core for ~40 s unless its cache is kept.
-                      NUMBA_CACHE_DIR=str(NUMBA_CACHE),
                       WHISPER_API_MAX_UPLOAD_MB=str(MAX_UPLOAD_MB),
                       WHISPER_API_LLM_BASE_URL=llm.base_url)
     service.start(timeout=120)
