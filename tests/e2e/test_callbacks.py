@@ -1,10 +1,13 @@
-"""callback_url delivery and the idle webhook, against real HTTP receivers on loopback."""
+"""callback_url delivery, the shipped n8n workflows and the idle webhook, against real HTTP
+receivers on loopback."""
+import json
+import re
 import time
 
 import pytest
 import requests
 
-from conftest import DATA, free_port
+from conftest import DATA, ROOT, free_port
 from loopback import Receiver
 
 EN = DATA / "en.mp3"
@@ -89,3 +92,47 @@ def test_idle_webhook_fires_once_per_idle_period(make_service, receivers):
     task_id = service.submit(EN, model_name="tiny.en").json()["task_id"]
     assert service.wait_done(task_id)["status"] == "done"
     wait_for(lambda: len(hook.requests) == 2, 20)  # a new idle period after the job
+
+
+def n8n_workflow(name):
+    flow = json.loads((ROOT / "docs" / "n8n" / name).read_text())
+    nodes = {node["name"]: node for node in flow["nodes"]}
+    for source, outputs in flow["connections"].items():  # every link joins two real nodes
+        assert source in nodes
+        assert all(link["node"] in nodes for branch in outputs["main"] for link in branch)
+    return nodes
+
+
+def n8n_submit(service, node, clip, resume_url=None):
+    """Send the multipart request the workflow's HTTP Request node describes, as n8n would."""
+    params = node["parameters"]
+    fields, files = {}, {}
+    for field in params["bodyParameters"]["parameters"]:
+        if field.get("parameterType") == "formBinaryData":
+            files[field["name"]] = (clip.name, clip.read_bytes())
+        else:
+            fields[field["name"]] = resume_url if field["value"] == "={{ $execution.resumeUrl }}" else field["value"]
+    url = params["url"].replace("http://whisper-api:8000", service.url)
+    return requests.post(url, files=files, data=fields, timeout=30)
+
+
+def test_n8n_workflows_match_the_api(make_service, receivers):
+    service = make_service(workers=1, WHISPER_API_PRELOAD_MODELS="base")
+    call = DATA / "call_stereo.mp3"
+
+    wait_node = receivers(409, 200)  # n8n: 409 until the execution reaches its Wait node
+    nodes = n8n_workflow("transcribe-callback.json")
+    assert nodes["Wait for the transcript"]["parameters"]["httpMethod"] == "POST"
+    response = n8n_submit(service, nodes["Submit to whisper_api"], call, wait_node.url + "/webhook-waiting/7")
+    assert response.status_code == 200, response.text
+    wait_for(lambda: len(wait_node.requests) == 2, 120)
+    body = wait_node.requests[-1]["body"]
+    assert body["status"] == "done" and "[Клиент]" in body["result"] and "[Сотрудник]" in body["result"]
+
+    nodes = n8n_workflow("transcribe-polling.json")
+    task_id = n8n_submit(service, nodes["Submit to whisper_api"], call).json()["task_id"]
+    status_url = nodes["Get status"]["parameters"]["url"]
+    status_url = status_url.lstrip("=").replace("http://whisper-api:8000", service.url)
+    status_url = re.sub(r"\{\{.*\}\}", task_id, status_url)
+    final = wait_for(lambda: (s := requests.get(status_url, timeout=10).json())["status"] in ("done", "error") and s)
+    assert final["status"] == "done" and final["task_id"] == task_id
