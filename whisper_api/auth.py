@@ -2,22 +2,17 @@
 
 With keys set, everything but the probes, ``/metrics``, static files and the login page
 needs ``Authorization: Bearer <key>``, ``X-API-Key: <key>``, or the cookie the login page
-sets, so a browser enters its key once and the dashboard works as usual.
+(in the dashboard) sets, so a browser enters its key once and the dashboard works as usual.
 """
 from __future__ import annotations
 
 import hmac
-import logging
 from urllib.parse import urlsplit
 
-from flask import Blueprint, Flask, current_app, redirect, render_template, request
+from flask import Flask, redirect, request
 
 from .config import Settings
 from .exceptions import ApiError
-
-log = logging.getLogger(__name__)
-
-bp = Blueprint("auth", __name__)
 
 COOKIE = "whisper_api_key"
 OPEN_PATHS = ("/healthz", "/readyz", "/metrics", "/login", "/static/", "/favicon.ico")
@@ -42,7 +37,6 @@ def valid(key: str | None, keys: tuple[str, ...]) -> bool:
 
 def init_app(app: Flask, settings: Settings) -> None:
     """Require a key on every request when ``settings.api_keys`` is set."""
-    app.register_blueprint(bp)
     if not settings.api_keys:
         return
 
@@ -53,6 +47,14 @@ def init_app(app: Flask, settings: Settings) -> None:
         if request.method == "GET" and _is_page(request.path) and request.accept_mimetypes.accept_html:
             return redirect(f"/login?next={request.full_path.rstrip('?')}")
         raise Unauthorized("a valid API key is required: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
+
+
+def local_target(target: str | None) -> str:
+    """``target`` if it is a path on this service, else ``/``: the login page redirects nowhere else."""
+    target = target or "/"
+    if urlsplit(target).netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
 
 
 def _is_page(path: str) -> bool:
@@ -66,23 +68,3 @@ def warn_if_open(settings: Settings) -> str | None:
         return None
     return (f"listening on {settings.bind} without API keys: anyone who can reach it can use it; "
             "set WHISPER_API_KEYS or bind to 127.0.0.1")
-
-
-@bp.route("/login", methods=["GET", "POST"])
-def login():
-    """Ask for a key once; a valid one is kept in an HttpOnly cookie."""
-    keys = current_app.extensions["whisper_api"].settings.api_keys
-    target = request.values.get("next", "/")
-    if urlsplit(target).netloc or not target.startswith("/") or target.startswith("//"):
-        target = "/"  # only local redirects
-    if request.method == "GET":
-        return render_template("login.html", next=target, error=None, open=not keys)
-    key = request.form.get("key", "").strip()
-    if not keys or valid(key, keys):
-        response = redirect(target)
-        if keys:
-            response.set_cookie(COOKIE, key, httponly=True, samesite="Strict", secure=request.is_secure,
-                                max_age=30 * 24 * 3600)
-        return response
-    log.warning("login with a wrong key from %s", request.remote_addr)
-    return render_template("login.html", next=target, error=True, open=False), 401

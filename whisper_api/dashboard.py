@@ -5,12 +5,16 @@ pool, so they load while it restarts); their JavaScript then polls the JSON API.
 """
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+import logging
 
-from . import i18n
+from flask import Blueprint, redirect, render_template, request
+
+from . import auth, i18n
 from .api import model_names, services
 from .jobs import LANGUAGES, MAX_SPEED, MAX_TRACKS, MIN_SPEED, JobOptions, JobStatus
 from .models import local_models
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("dashboard", __name__)
 
@@ -103,3 +107,21 @@ def completed():
     failed = [job.to_dict(with_segments=False) for job in
               store.by_status(JobStatus.ERROR, FAILED_LIMIT, newest_first=True)]
     return render_template("completed.html", done=done, failed=failed, counts=store.counts())
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    """Ask for the API key once; a valid one is kept in an HttpOnly cookie."""
+    keys = services().settings.api_keys
+    target = auth.local_target(request.values.get("next"))
+    if request.method == "GET":
+        return render_template("login.html", next=target, error=False, open=not keys)
+    key = request.form.get("key", "").strip()
+    if not keys or auth.valid(key, keys):
+        response = redirect(target)
+        if keys:
+            response.set_cookie(auth.COOKIE, key, httponly=True, samesite="Strict", secure=request.is_secure,
+                                max_age=30 * 24 * 3600)
+        return response
+    log.warning("login with a wrong key from %s", request.remote_addr)
+    return render_template("login.html", next=target, error=True, open=False), 401
