@@ -7,9 +7,9 @@ from pathlib import Path
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from . import logs
+from . import auth, logs, openai_api
 from .config import Settings
-from .exceptions import ApiError
+from .exceptions import ApiError, TooBusy
 from .services import Services
 
 log = logging.getLogger(__name__)
@@ -19,7 +19,9 @@ MB = 1024 * 1024
 
 
 def error_response(status: int, message: str):
-    """Every JSON error the service sends: ``{"error": message}`` with ``status``."""
+    """Every JSON error the service sends: ``{"error": message}`` with ``status``, OpenAI's under /v1."""
+    if request.path.startswith(openai_api.PREFIX):
+        return openai_api.error_response(status, message)
     response = jsonify(error=message)
     response.status_code = status
     return response
@@ -42,7 +44,10 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError):
-        return error_response(exc.status, exc.message)
+        response = error_response(exc.status, exc.message)
+        if isinstance(exc, TooBusy):
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(exc):
@@ -50,7 +55,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
-        if request.path.startswith("/api/") or not request.accept_mimetypes.accept_html:
+        if request.path.startswith(("/api/", openai_api.PREFIX)) or not request.accept_mimetypes.accept_html:
             return error_response(exc.code or 500, exc.description or exc.name)
         return exc
 
@@ -61,7 +66,13 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     from .api import bp as api_bp
     from .dashboard import bp as dashboard_bp
+    from .metrics import bp as metrics_bp
+    from .openapi import bp as openapi_bp
 
+    auth.init_app(app, settings)
     app.register_blueprint(api_bp)
     app.register_blueprint(dashboard_bp)
+    app.register_blueprint(openai_api.bp)
+    app.register_blueprint(openapi_bp)
+    app.register_blueprint(metrics_bp)
     return app

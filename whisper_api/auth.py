@@ -58,7 +58,7 @@ def local_target(target: str | None) -> str:
 
 
 def _is_page(path: str) -> bool:
-    return not path.startswith(("/api/", "/v1/"))
+    return path == "/api/docs" or not path.startswith(("/api/", "/v1/"))
 
 
 def warn_if_open(settings: Settings) -> str | None:

@@ -44,6 +44,9 @@ class Settings:
     batch_size: batched inference (faster-whisper's BatchedInferencePipeline); -1 means 16 on
         CUDA and off on the CPU, 0 off. Never used for split_roads (coarser segments).
     prefetch: decode the next job while one runs: ``auto`` (on for CUDA), ``on`` or ``off``.
+    openai_model: the model ``whisper-1`` stands for on the OpenAI-compatible API.
+    openai_wait: seconds a ``/v1`` request waits for its job before answering 504.
+    queue_limit: queued jobs at which new uploads get 429 with ``Retry-After`` (0: no limit).
     max_audio_minutes: longer recordings are refused (on upload, and again while decoding).
     job_timeout_base, job_timeout_factor: a job running longer than base + factor x its audio
         duration is stopped and ends ``error``.
@@ -76,6 +79,9 @@ class Settings:
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     batch_size: int = -1
     prefetch: str = "auto"
+    openai_model: str = "base"
+    openai_wait: float = 600.0
+    queue_limit: int = 0
     max_audio_minutes: float = 240.0
     job_timeout_base: float = 300.0
     job_timeout_factor: float = 3.0

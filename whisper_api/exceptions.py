@@ -26,6 +26,13 @@ class Conflict(ApiError):
     status = 409
 
 
+class TooBusy(ApiError):
+    """The queue is full: try again after ``retry_after`` seconds."""
+
+    status = 429
+    retry_after = 30
+
+
 class Unavailable(ApiError):
     status = 503
 

@@ -99,6 +99,11 @@ class LiveState:
         with self._lock:
             self._models.setdefault(device, {})[model] = status
 
+    def forget_models(self, device: str) -> None:
+        """A dead worker's models are gone with it."""
+        with self._lock:
+            self._models.pop(device, None)
+
     def set_gpus(self, gpus: list[dict]) -> None:
         with self._lock:
             self._gpus = list(gpus)

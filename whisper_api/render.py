@@ -94,7 +94,7 @@ def to_text(segments: list[dict]) -> str:
     return "".join(f"[{timecode(s['start'])}] {_labelled(s)}\n" for s in segments)
 
 
-def _plain_text(segments: list[dict]) -> str:
+def plain_text(segments: list[dict]) -> str:
     """The words alone: one paragraph, or one ``[Role] text`` line per turn in a dialog."""
     if any(segment.get("speaker") for segment in segments):
         return "\n".join(_labelled(s) for s in segments)
@@ -136,7 +136,7 @@ def to_tsv(segments: list[dict]) -> str:
 def to_json(segments: list[dict], language: str | None = None, duration: float | None = None) -> str:
     """``{"text", "language", "duration", "segments"}``, UTF-8 as is."""
     return json.dumps(
-        {"text": _plain_text(segments), "language": language, "duration": duration, "segments": segments},
+        {"text": plain_text(segments), "language": language, "duration": duration, "segments": segments},
         ensure_ascii=False,
     )
 

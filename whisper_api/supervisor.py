@@ -136,6 +136,7 @@ class Supervisor:
             log.warning("%s: worker died (exit code %s)", slot.name, code)
             if slot.is_device:
                 self.state.set_device(slot.name, status="restarting", job=None, pid=None)
+                self.state.forget_models(slot.name)
             self.state.count("worker_restarts")
             for holder in slot.holders:
                 job_id = self.queue.release(holder)

@@ -11,8 +11,8 @@ import uuid
 from pathlib import Path
 
 from . import audio
-from .exceptions import ApiError, BadRequest, JobFailed, Unavailable
-from .jobs import Job, JobOptions
+from .exceptions import ApiError, BadRequest, JobFailed, TooBusy, Unavailable
+from .jobs import Job, JobOptions, JobStatus
 from .services import Services
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,9 @@ def create_job(services: Services, storage, options: JobOptions) -> Job:
     """
     if storage is None:
         raise BadRequest("no file: send the audio as the multipart field 'file'")
+    limit = services.settings.queue_limit
+    if limit and services.store.counts()[JobStatus.QUEUED.value] >= limit:
+        raise TooBusy(f"the queue is full ({limit} jobs waiting); retry later")
     job_id = uuid.uuid4().hex
     path = save_upload(services.settings.upload_dir, storage, job_id)
     try:
