@@ -69,3 +69,19 @@ def test_download_names_survive_cyrillic():
     header = content_disposition("звонок.srt")
     assert header.startswith('attachment; filename="______.srt"')
     assert "filename*=UTF-8''%D0%B7%D0%B2%D0%BE%D0%BD%D0%BE%D0%BA.srt" in header
+
+
+def test_a_full_queue_answers_429_with_retry_after(tmp_path, models_dir):
+    app = create_app(Settings(data_dir=tmp_path / "data", models_dir=models_dir, queue_limit=1))
+    app.extensions["whisper_api"].live.wait = 0
+    client = app.test_client()
+
+    def post():
+        with open(DATA / "en.mp3", "rb") as handle:
+            return client.post("/api/transcribe", data={"file": (handle, "en.mp3"), "model_name": "tiny.en"})
+
+    assert post().status_code == 200
+    full = post()
+    assert full.status_code == 429 and full.headers["Retry-After"] == "30"
+    assert "queue is full" in full.get_json()["error"]
+    assert list((tmp_path / "data" / "uploads").iterdir()).__len__() == 1  # the refused file is not kept
