@@ -80,7 +80,7 @@ class Service:
         self.process: subprocess.Popen | None = None
         self.log_path = data_dir.parent / f"gunicorn-{self.port}.log"
 
-    def start(self, timeout: float = 60) -> "Service":
+    def start(self, timeout: float = 120) -> "Service":
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
@@ -150,6 +150,15 @@ class Service:
         self.process.send_signal(sig)
         return self.process.wait(timeout)
 
+    def __enter__(self) -> "Service":
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        try:
+            self.stop()
+        finally:
+            self.kill_all()  # whatever a failed stop left behind
+
     def kill_all(self) -> None:
         """SIGKILL every process of the service at once, as a power cut would."""
         for pid in self.group_pids():
@@ -174,7 +183,4 @@ def make_service(tmp_path, models_dir):
 
     yield make
     for service in started:
-        try:
-            service.stop()
-        finally:
-            service.kill_all()  # whatever a failed stop left behind
+        service.__exit__(None, None, None)

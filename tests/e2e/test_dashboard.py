@@ -47,15 +47,10 @@ def llm():
 def service(tmp_path_factory, models_dir, llm):
     """One service for the module: one CPU worker with tiny.en preloaded (base loads on first
     use), 1 MB uploads, polishing by the stand-in LLM."""
-    service = Service(tmp_path_factory.mktemp("dashboard") / "data", models_dir, workers=2,
-                      WHISPER_API_MAX_UPLOAD_MB=str(MAX_UPLOAD_MB),
-                      WHISPER_API_LLM_BASE_URL=llm.base_url)
-    service.start(timeout=120)
-    yield service
-    try:
-        service.stop()
-    finally:
-        service.kill_all()
+    with Service(tmp_path_factory.mktemp("dashboard") / "data", models_dir, workers=2,
+                 WHISPER_API_MAX_UPLOAD_MB=str(MAX_UPLOAD_MB),
+                 WHISPER_API_LLM_BASE_URL=llm.base_url) as service:
+        yield service
 
 
 @pytest.fixture(scope="module")

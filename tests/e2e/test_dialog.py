@@ -14,11 +14,9 @@ EN_TEXT = (DATA / "en.txt").read_text()
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, models_dir):
-    running = Service(tmp_path_factory.mktemp("dialog") / "data", models_dir, workers=2,
-                      WHISPER_API_PRELOAD_MODELS="tiny.en,base").start()
-    yield running
-    running.stop()
-    running.kill_all()
+    with Service(tmp_path_factory.mktemp("dialog") / "data", models_dir, workers=2,
+                 WHISPER_API_PRELOAD_MODELS="tiny.en,base") as running:
+        yield running
 
 
 def test_stereo_call_becomes_a_timed_dialog(service):

@@ -18,11 +18,9 @@ def ffmpeg(*args):
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, models_dir):
-    running = Service(tmp_path_factory.mktemp("hostile") / "data", models_dir, workers=2).start()
-    running.first_pid = running.worker_pids()["cpu:0"]
-    yield running
-    running.stop()
-    running.kill_all()
+    with Service(tmp_path_factory.mktemp("hostile") / "data", models_dir, workers=2) as running:
+        running.first_pid = running.worker_pids()["cpu:0"]
+        yield running
 
 
 @pytest.fixture(scope="module")

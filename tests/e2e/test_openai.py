@@ -29,12 +29,8 @@ def service(tmp_path_factory, models_dir):
     (models / "broken").mkdir()
     for name in ("config.json", "model.bin", "tokenizer.json"):
         (models / "broken" / name).write_text("not a model\n")
-    service = Service(root / "data", models, workers=2, WHISPER_API_KEYS=KEY)
-    try:
-        yield service.start()
-    finally:
-        service.stop()
-        service.kill_all()
+    with Service(root / "data", models, workers=2, WHISPER_API_KEYS=KEY) as service:
+        yield service
 
 
 @pytest.fixture(scope="module")

@@ -28,12 +28,8 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory, models_dir):
-    service = Service(tmp_path_factory.mktemp("openapi") / "data", models_dir, workers=2)
-    try:
-        yield service.start()
-    finally:
-        service.stop()
-        service.kill_all()
+    with Service(tmp_path_factory.mktemp("openapi") / "data", models_dir, workers=2) as service:
+        yield service
 
 
 @pytest.fixture(scope="module")
