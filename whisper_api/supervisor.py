@@ -26,7 +26,7 @@ from .live import JobQueue, LiveState, serve, withdraw
 from .store import JobStore
 from . import worker
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("whisper_api.supervisor")  # also when run as __main__
 
 SPAWN = multiprocessing.get_context("spawn")
 TICK = 0.5
