@@ -1,5 +1,6 @@
 """The engine on real speech with the real offline models."""
 import re
+import subprocess
 import time
 
 import pytest
@@ -76,3 +77,15 @@ def test_batched_inference_and_when_it_is_used(engine, models_dir):
     assert batched.batch_size(job("call_stereo.mp3", split_roads="2,A,B")) == 0  # dialogs need fine timing
     assert engine.batch_size(job("en.mp3")) == 0  # auto: off on the CPU
     assert Engine(Settings(), "cuda:0").batch_size(job("en.mp3")) == 16  # auto: on for CUDA
+
+
+def test_a_silent_channel_gives_no_lines(engine, tmp_path):
+    stereo = tmp_path / "one_sided.wav"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(DATA / "en.mp3"), "-f", "lavfi", "-t", "14",
+                    "-i", "anullsrc=r=16000:cl=mono", "-filter_complex", "[0:a][1:a]amerge=inputs=2",
+                    "-ac", "2", str(stereo)], check=True)
+    dialog_job = Job(id="t", filename="one_sided.wav", path=str(stereo), file_size=stereo.stat().st_size,
+                     options=JobOptions(model_name="tiny.en", split_roads="2,Caller,Agent"), created_at=time.time())
+    transcript = engine.transcribe(dialog_job, lambda p: None)
+    assert {segment["speaker"] for segment in transcript.segments} == {"Caller"}
+    assert wer((DATA / "en.txt").read_text(), transcript.text) <= 0.25, transcript.text
