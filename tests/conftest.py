@@ -88,7 +88,11 @@ class Service:
             cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self.wait_ready(timeout)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.kill_all()  # a service that failed to start leaves nothing running
+            raise
         return self
 
     def wait_ready(self, timeout: float = 60) -> dict:
