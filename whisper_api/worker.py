@@ -60,17 +60,21 @@ class DeviceWorker:
             except JobFailed:
                 pass  # logged and shown in model status; a job naming it gets the error
         self._state(status="idle", since=time.time())
-        # librosa (up_speed) compiles with numba on first use: do it now, beside the first jobs.
-        threading.Thread(target=audio.warm_up, name="warm-up", daemon=True).start()
 
     def loop(self) -> None:
         prefetcher = Prefetcher(self) if prefetching(self.settings, self.device) else None
+        warmed = False
         while not self.stopping and os.getppid() == self.parent:
             if prefetcher:
                 job_id, decoded = prefetcher.next(timeout=1.0)
             else:
                 job_id, decoded = self.dispatcher.take(self.device, timeout=1.0), None
             if job_id is None:
+                if not warmed:
+                    # librosa (up_speed) compiles with numba on first use: do it in the first idle
+                    # moment, where it takes no CPU from a job (and a cold start's first job).
+                    warmed = True
+                    threading.Thread(target=audio.warm_up, name="warm-up", daemon=True).start()
                 continue
             try:
                 after_step = self.run_job(job_id, decoded)
