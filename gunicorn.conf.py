@@ -15,6 +15,9 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
 threads = int(os.environ.get("WHISPER_API_THREADS", "8"))
 timeout = 120
+# Idle keep-alive connections wait in the poller, not in a thread. Longer than a polling
+# client's usual interval, so its next request does not race the server closing the socket.
+keepalive = 10
 graceful_timeout = int(settings.shutdown_grace) + 10
 # Uploads are spooled to disk by Werkzeug; keep gunicorn's own buffers default.
 accesslog = "-" if os.environ.get("WHISPER_API_ACCESS_LOG") else None

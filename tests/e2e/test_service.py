@@ -162,8 +162,6 @@ def test_restart_with_queued_jobs_finishes_them_all(make_service, tmp_path):
     finals = [second.wait_done(task_id, timeout=180) for task_id in ids]
     assert [f["status"] for f in finals] == ["done"] * 4
     assert all(wer(EN_TEXT, f["result"]) <= 0.25 for f in finals)
-    messages = " ".join(entry["msg"] for entry in service.get("/api/logs").json())
-    assert f"job {ids[1]} decoded ahead" in messages and f"job {ids[2]} decoded ahead" in messages
     assert all(f["attempts"] <= 2 for f in finals)
 
 
