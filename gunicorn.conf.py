@@ -18,6 +18,8 @@ timeout = 120
 # Idle keep-alive connections wait in the poller, not in a thread. Longer than a polling
 # client's usual interval, so its next request does not race the server closing the socket.
 keepalive = 10
+# gunicorn's control socket is shared by every instance of a user (~/.gunicorn/); unused here.
+control_socket_disable = True
 graceful_timeout = int(settings.shutdown_grace) + 10
 # Uploads are spooled to disk by Werkzeug; keep gunicorn's own buffers default.
 accesslog = "-" if os.environ.get("WHISPER_API_ACCESS_LOG") else None

@@ -29,6 +29,7 @@ STRETCH_N_FFT = 512
 # channel is rarely this much quieter than the loudest other channel at the same moment.
 CROSSTALK_DB = 15.0
 GATE_FRAME = SAMPLE_RATE // 50  # 20 ms
+PROBE_SIZE = "65536"
 # librosa compiles with numba (about 30 s) and caches the result; site-packages may be read-only.
 NUMBA_CACHE_DIR = Path(tempfile.gettempdir()) / "whisper_api-numba"
 
@@ -49,7 +50,8 @@ def _readable(path: str | os.PathLike) -> Iterator:
     import av
 
     try:
-        with av.open(str(path), metadata_errors="ignore") as container:
+        # A small probe size: the headers tell the stream layout; FFmpeg's default reads 5 MB.
+        with av.open(str(path), metadata_errors="ignore", options={"probesize": PROBE_SIZE}) as container:
             if not container.streams.audio:
                 raise JobFailed("file has no audio track")
             yield container
