@@ -37,20 +37,20 @@ def parent(pid: int) -> int | None:
 
 def children(pid: int) -> list[int]:
     """Live children of ``pid``."""
-    found = []
-    for candidate in _pids():
-        fields = _stat(candidate)
-        if fields and fields[0] != "Z" and int(fields[1]) == pid:
-            found.append(candidate)
-    return found
+    return _live_with(1, pid)
 
 
 def session(sid: int) -> list[int]:
     """Live processes of session ``sid`` (a process started with ``start_new_session``)."""
+    return _live_with(3, sid)
+
+
+def _live_with(index: int, value: int) -> list[int]:
+    """Live processes whose /proc stat field ``index`` (after the name) is ``value``."""
     found = []
     for candidate in _pids():
         fields = _stat(candidate)
-        if fields and fields[0] != "Z" and int(fields[3]) == sid:
+        if fields and fields[0] != "Z" and int(fields[index]) == value:
             found.append(candidate)
     return found
 
