@@ -17,6 +17,9 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 MODELS_DIR = Path(os.environ.get("WHISPER_API_TEST_MODELS_DIR", ROOT / "models"))
+# librosa's numba compile (~40 s of a core) happens once for the test process and every
+# test service (they inherit the environment), not once each.
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(tempfile.gettempdir()) / "whisper_api-tests-numba"))
 NUMBERS = {"0": "zero", "1": "one", "2": "two", "3": "three", "4": "four", "5": "five", "6": "six",
            "7": "seven", "8": "eight", "9": "nine", "10": "ten"}
 
@@ -71,8 +74,6 @@ class Service:
             "WHISPER_API_BIND": f"127.0.0.1:{self.port}",
             "WHISPER_API_SHUTDOWN_GRACE": "5",
             "WEB_CONCURRENCY": str(workers),
-            # librosa's numba compile (~40 s of a core) happens once, not once per test service
-            "NUMBA_CACHE_DIR": str(Path(tempfile.gettempdir()) / "whisper_api-tests-numba"),
             **env,
         }
         keys = self.env.get("WHISPER_API_KEYS", "")
