@@ -114,30 +114,28 @@ def queue():
     )
 
 
-def live_snapshot() -> dict:
+def live(method: str):
+    """Ask the live state; 503 while the worker pool is (re)starting."""
     try:
-        return services().state("snapshot")
+        return services().state(method)
     except ConnectionError as exc:
         raise Unavailable(str(exc)) from None
 
 
 @bp.get("/gpus")
 def gpus():
-    return jsonify(live_snapshot()["gpus"])
+    return jsonify(live("snapshot")["gpus"])
 
 
 @bp.get("/model_status")
 def model_status():
-    models = live_snapshot()["models"]
+    models = live("snapshot")["models"]
     return jsonify({device_key(device): status for device, status in sorted(models.items())})
 
 
 @bp.get("/logs")
 def logs():
-    try:
-        return jsonify(services().state("logs"))
-    except ConnectionError as exc:
-        raise Unavailable(str(exc)) from None
+    return jsonify(live("logs"))
 
 
 @bp.get("/models")
@@ -151,7 +149,7 @@ def models():
 @bp.get("/health")
 def health():
     """Liveness and readiness: the workers, their state and the queue size."""
-    snapshot = live_snapshot()
+    snapshot = live("snapshot")
     devices = snapshot["devices"]
     ready = any(info.get("status") in ("idle", "busy") for info in devices.values()
                 if info.get("kind") != "after")
