@@ -9,6 +9,7 @@ clips are therefore spoken from a text without repetitions, by espeak-ng, as
 """
 from __future__ import annotations
 
+import argparse
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,12 @@ TEXT = (
     "the results page. Finally, the quarterly report is due on the fifteenth. Any questions?"
 )
 UPLOAD_BYTES = 10 * 1024 * 1024
+# The long clip for batched inference: TEXT spoken by one voice and speed after another, so no
+# 30 s window holds the same sentences twice (see the module's docstring).
+VOICES = ("en-us", "en-gb", "en-gb-x-rp", "en-029", "en-gb-scotland", "en-us", "en-gb", "en-gb-x-rp",
+          "en-029", "en-gb-scotland", "en-us", "en-gb")
+SPEEDS = (150, 135, 165, 145, 155, 170, 140, 160, 150, 135, 165, 145)
+LONG_NAME = "speech600.mp3"
 
 
 @dataclass(frozen=True)
@@ -73,3 +80,55 @@ def build(folder: Path, speech: Path | None = None) -> Clips:
     _ffmpeg("-f", "lavfi", "-i", "anullsrc=r=48000:cl=stereo", "-t", f"{seconds:.6f}", "-c:a", "pcm_s16le",
             str(clips.upload))
     return clips
+
+
+def build_long(folder: Path, seconds: float = 600.0) -> Path:
+    """``seconds`` of speech (16 kHz mono MP3) for the batched-inference case."""
+    folder.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for index, (voice, speed) in enumerate(zip(VOICES, SPEEDS)):
+        part = folder / f"long-{index}.wav"
+        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(part), TEXT], check=True)
+        parts.append(part)
+    listing = folder / "long.txt"
+    listing.write_text("".join(f"file '{part.name}'\n" for part in parts))
+    target = folder / LONG_NAME
+    _ffmpeg("-f", "concat", "-safe", "0", "-i", str(listing), "-t", str(seconds), "-ac", "1", "-ar", "16000",
+            "-b:a", "48k", str(target))
+    for part in parts:
+        part.unlink()
+    listing.unlink()
+    if duration(target) < seconds - 1:
+        raise ValueError(f"{target} is {duration(target):.0f} s, shorter than {seconds:.0f} s")
+    return target
+
+
+def prebuilt(folder: Path) -> Clips:
+    """Clips made earlier by ``python -m bench.clips FOLDER`` (on a machine without ffmpeg or espeak-ng)."""
+    clips = Clips(folder / "speech60.mp3", folder / "speech20.mp3", folder / "en5.mp3", folder / "silence10mb.wav")
+    missing = [path.name for path in (clips.long, clips.medium, clips.short) if not path.exists()]
+    if missing:
+        raise SystemExit(f"{folder} lacks {', '.join(missing)}: make it with python -m bench.clips {folder}")
+    return clips
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.clips",
+                                     description="Make the benchmark's clips in a folder, to carry elsewhere.")
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--long", type=float, default=600.0, metavar="SECONDS",
+                        help="length of the long clip for batched inference (0: none)")
+    parser.add_argument("--no-upload", action="store_true", help="skip the 10 MiB upload file")
+    args = parser.parse_args(argv)
+    clips = build(args.folder)
+    (args.folder / "speech.wav").unlink(missing_ok=True)
+    if args.no_upload:
+        clips.upload.unlink()
+    if args.long:
+        build_long(args.folder, args.long)
+    for path in sorted(args.folder.iterdir()):
+        print(f"{path}  {path.stat().st_size / 1e6:.1f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -347,8 +347,20 @@ def render(results: Results) -> str:
         parts += ["## Bare faster-whisper by CPU threads", "",
                   f"Median of runs on the {results.clips['medium']}, each count in a fresh process, "
                   f"on {os.cpu_count()} logical CPUs.", "", threads_table(results), ""]
-    parts += [ALTERNATIVE, "## Raw runs (seconds)", "", raw(results), ""]
+    parts += [ALTERNATIVE, *gpu_section(), "## Raw runs (seconds)", "", raw(results), ""]
     return "\n".join(parts)
+
+
+GPU_RESULTS = ROOT / "bench" / "RESULTS-GPU.md"
+
+
+def gpu_section() -> list[str]:
+    """The last GPU run (``python -m bench.gpu`` writes bench/RESULTS-GPU.md), quoted whole."""
+    if not GPU_RESULTS.exists():
+        return []
+    body = GPU_RESULTS.read_text().split("\n", 1)[1].strip()  # without its title
+    return ["## On a GPU", "", "From `bench/RESULTS-GPU.md`, the last run of `python -m bench.gpu` on a GPU host "
+            "(not re-run by this command):", "", body.replace("\n## ", "\n### "), ""]
 
 
 def now() -> datetime:

@@ -91,12 +91,13 @@ class Engine:
             load_cuda_libraries()
         self.on_status(name, "loading")
         started = time.monotonic()
+        precision = compute_type(self.settings, self.device)
         try:
             model = WhisperModel(
                 self.model_source(name),
                 device=kind,
                 device_index=index,
-                compute_type=compute_type(self.settings, self.device),
+                compute_type=precision,
                 cpu_threads=cpu_threads(self.settings) if kind == "cpu" else 0,
                 download_root=str(Path(self.settings.models_dir) / "hub"),
             )
@@ -107,7 +108,7 @@ class Engine:
         self.models[name] = model
         self.loads += 1
         self.on_status(name, "loaded")
-        log.info("%s: model %s loaded in %.1fs", self.device, name, time.monotonic() - started)
+        log.info("%s: model %s loaded (%s) in %.1fs", self.device, name, precision, time.monotonic() - started)
         return model
 
     def decode(self, job: Job) -> list:

@@ -1,0 +1,71 @@
+"""The CUDA path on a real GPU: one spawned worker per GPU, float16 models, batched inference.
+
+CI has no GPU, so these tests skip where nvidia-smi lists none. On a GPU host, with the base
+model in models/ (``python -m whisper_api.models base``):
+
+    .venv/bin/python -m pytest tests/e2e/test_gpu.py
+"""
+import json
+import re
+
+import pytest
+
+from conftest import DATA, MODELS_DIR, Service, wer
+from whisper_api import gpus
+
+GPUS = gpus.sample()
+pytestmark = pytest.mark.skipif(not GPUS, reason="no NVIDIA GPU here (nvidia-smi lists none)")
+
+EN = DATA / "en.mp3"
+EN_TEXT = (DATA / "en.txt").read_text()
+CALL = DATA / "call_stereo.mp3"
+TRUTH = json.loads((DATA / "call.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory):
+    if not (MODELS_DIR / "base" / "model.bin").exists():
+        pytest.skip("models/base is missing: python -m whisper_api.models base")
+    with Service(tmp_path_factory.mktemp("gpu") / "data", MODELS_DIR, workers=2,
+                 WHISPER_API_DEVICES="auto", WHISPER_API_PRELOAD_MODELS="base") as running:
+        yield running
+
+
+def test_one_worker_process_per_gpu_holds_a_float16_model(service):
+    devices = {name: info for name, info in service.get("/api/health").json()["devices"].items()
+               if info.get("kind") != "after"}
+    assert sorted(devices) == sorted(f"cuda:{gpu['id']}" for gpu in GPUS)
+    assert len({info["pid"] for info in devices.values()}) == len(GPUS)  # a process each
+
+    status = service.get("/api/model_status").json()
+    assert status == {str(gpu["id"]): {"base": "loaded"} for gpu in GPUS}
+    messages = [entry["msg"] for entry in service.get("/api/logs").json()]
+    for gpu in GPUS:
+        assert any(re.search(rf"cuda:{gpu['id']}: model base loaded \(float16\)", m) for m in messages), messages
+
+    shown = service.get("/api/gpus").json()
+    assert len(shown) == len(GPUS)
+    assert all(gpu["memory_used_mb"] > 0 for gpu in shown), shown  # the resident model
+
+
+def test_speech_is_transcribed_on_the_gpu_with_batching(service):
+    task_id = service.submit(EN, model_name="base", language="en").json()["task_id"]
+    final = service.wait_done(task_id)
+    assert final["status"] == "done", final
+    assert final["device"].startswith("cuda:")
+    assert wer(EN_TEXT, final["result"]) < 0.25, final["result"]
+    messages = [entry["msg"] for entry in service.get("/api/logs").json()]
+    assert any(task_id in m and "batch 16" in m for m in messages), messages
+
+
+def test_dialog_is_transcribed_on_the_gpu_without_batching(service):
+    task_id = service.submit(CALL, model_name="base", language="ru",
+                             split_roads="2,Клиент,Сотрудник").json()["task_id"]
+    final = service.wait_done(task_id)
+    assert final["status"] == "done", final
+    assert final["device"].startswith("cuda:")
+    roles = [re.match(r"\[\d\d:\d\d\] \[([^\]]+)\]", line)[1] for line in final["result"].strip().splitlines()]
+    turns = [role for index, role in enumerate(roles) if index == 0 or roles[index - 1] != role]
+    assert turns == [line["role"] for line in TRUTH], final["result"]
+    messages = [entry["msg"] for entry in service.get("/api/logs").json()]
+    assert any(task_id in m and "sequential" in m for m in messages), messages
