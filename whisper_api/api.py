@@ -37,21 +37,31 @@ def transcribe():
 
 @bp.get("/status/<task_id>")
 def status(task_id: str):
-    return jsonify(existing_job(task_id).to_dict())
+    found = services().store.get_unparsed(task_id)
+    if found is None:
+        raise not_found(task_id)
+    job, segments = found
+    # Polled many times a second: the stored segments go out as they are, never parsed.
+    head = current_app.json.dumps(job.to_dict(with_segments=False))
+    return current_app.response_class(f'{head[:-1]}, "segments": {segments}}}\n', mimetype="application/json")
 
 
 def existing_job(task_id: str) -> Job:
     """The job, or 404 saying whether it never existed or has expired."""
-    store = services().store
-    job = store.get(task_id)
-    if job is not None:
-        return job
-    expired = store.expired_at(task_id)
+    job = services().store.get(task_id)
+    if job is None:
+        raise not_found(task_id)
+    return job
+
+
+def not_found(task_id: str) -> NotFound:
+    """The 404 for a task id with no job: it never existed, or retention removed it."""
+    expired = services().store.expired_at(task_id)
     if expired is not None:
         hours = services().settings.retention_hours
-        raise NotFound(f"task {task_id} expired: finished tasks are kept for {hours:g} hours "
-                       f"(removed {iso_time(expired)})")
-    raise NotFound(f"no task {task_id!r}")
+        return NotFound(f"task {task_id} expired: finished tasks are kept for {hours:g} hours "
+                        f"(removed {iso_time(expired)})")
+    return NotFound(f"no task {task_id!r}")
 
 
 @bp.get("/result/<task_id>")

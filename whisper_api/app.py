@@ -7,10 +7,11 @@ from pathlib import Path
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
-from . import auth, logs, openai_api
+from . import auth, internal, logs, openai_api
 from .config import Settings
 from .exceptions import ApiError, TooBusy
 from .services import Services
+from .uploads import UploadRequest
 
 log = logging.getLogger(__name__)
 
@@ -31,10 +32,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Build the app; ``settings`` default to the ``WHISPER_API_*`` environment."""
     settings = settings or Settings.from_env()
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
+    app.request_class = UploadRequest  # uploads are spooled into the data dir, then renamed
     app.config.from_mapping(
         # Werkzeug stops reading the body at this size and answers 413.
         MAX_CONTENT_LENGTH=settings.max_upload_mb * MB,
-        # Form fields are small; the file part is streamed to a temporary file.
+        # Form fields are small; the file part is streamed to a file in the uploads dir.
         MAX_FORM_MEMORY_SIZE=1 * MB,
     )
     app.json.ensure_ascii = False
@@ -75,4 +77,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(openai_api.bp)
     app.register_blueprint(openapi_bp)
     app.register_blueprint(metrics_bp)
+    internal.init_app(app, settings)
     return app

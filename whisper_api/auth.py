@@ -15,7 +15,8 @@ from .config import Settings
 from .exceptions import ApiError
 
 COOKIE = "whisper_api_key"
-OPEN_PATHS = ("/healthz", "/readyz", "/metrics", "/login", "/static/", "/favicon.ico")
+OPEN_PATHS = ("/healthz", "/readyz", "/metrics", "/login", "/static/", "/favicon.ico",
+              "/internal/")  # worker hosts sign each request with the job's own token
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -50,6 +51,20 @@ class Settings:
     max_audio_minutes: longer recordings are refused (on upload, and again while decoding).
     job_timeout_base, job_timeout_factor: a job running longer than base + factor x its audio
         duration is stopped and ends ``error``.
+    worker_nice: how much nicer (lower in CPU priority) than the rest of the service the device
+        workers run, 0-19; -1 means 10 on the CPU, where the engine's threads would otherwise
+        slow the HTTP answers, and 0 on CUDA.
+    queue_url: ``redis://host:6379/0`` runs the jobs on worker hosts through Celery on that Redis
+        (``whisper-api worker`` on each GPU host); empty: this machine's own worker pool.
+    node_url: how worker hosts reach this API node (they fetch audio and send results there);
+        empty: ``http://<host name>:<bind port>``.
+    node_secret: signs the per-job tokens worker hosts present to this API node (never logged or
+        shown); empty: a random one kept in the data dir.
+    host_name: this machine's name in the cluster views; empty: the system's host name.
+    remote_timeout: seconds a job on a worker host may go without a report before it is given to
+        another worker.
+    visibility_timeout: seconds Redis waits for a worker's acknowledgement before it delivers a
+        job's message again; keep it above the longest job.
     """
 
     data_dir: Path = Path("./data")
@@ -85,6 +100,13 @@ class Settings:
     max_audio_minutes: float = 240.0
     job_timeout_base: float = 300.0
     job_timeout_factor: float = 3.0
+    worker_nice: int = -1
+    queue_url: str = field(default="", repr=False)  # may carry a Redis password
+    node_url: str = ""
+    node_secret: str = field(default="", repr=False)
+    host_name: str = ""
+    remote_timeout: float = 60.0
+    visibility_timeout: float = 21600.0
 
     @classmethod
     def from_env(cls, environ: dict | None = None, **overrides) -> "Settings":
@@ -101,6 +123,14 @@ class Settings:
             if name in values:
                 values[name] = Path(values[name])
         return cls(**values)
+
+    @property
+    def distributed(self) -> bool:
+        return bool(self.queue_url)
+
+    @property
+    def host(self) -> str:
+        return self.host_name or socket.gethostname()
 
     @property
     def upload_dir(self) -> Path:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from datetime import datetime, timezone
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from typing import Mapping
 from urllib.parse import urlsplit
@@ -122,7 +122,8 @@ class JobOptions:
         return SplitRoads.parse(self.split_roads) if self.split_roads else None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        # Every field is a plain value: a shallow copy, not asdict's deep one (status is polled often).
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 def _parse_bool(name: str, raw: str | None) -> bool:
@@ -232,16 +233,20 @@ class Job:
 
 
 def gpu_id(device: str | None) -> int | None:
-    """The GPU index of ``cuda:N``; None for CPU workers."""
+    """The GPU index of ``cuda:N`` (or a worker host's ``host/cuda:N``); None for CPU workers."""
+    device = device.rpartition("/")[2] if device else device
     if device and device.startswith("cuda"):
         return int(device.partition(":")[2] or 0)
     return None
 
 
 def device_key(device: str) -> str:
-    """How the seed's API names a device: the GPU index (``"0"``), else the worker name."""
-    index = gpu_id(device)
-    return device if index is None else str(index)
+    """How the seed's API names a device: the GPU index (``"0"``), else the worker name; a worker
+    host's devices carry its name (``"gpu-2/0"``)."""
+    host, _, local = device.rpartition("/")
+    index = gpu_id(local)
+    name = local if index is None else str(index)
+    return f"{host}/{name}" if host else name
 
 
 def iso_time(timestamp: float | None) -> str | None:

@@ -25,11 +25,25 @@ class Services:
 
     @functools.cached_property
     def dispatcher(self) -> Dispatcher:
-        return ManagerDispatcher(self.live)
+        local = ManagerDispatcher(self.live)
+        if self.settings.distributed:
+            from .distributed import CeleryDispatcher
+
+            return CeleryDispatcher(self.settings, local)
+        return local
 
     def state(self, method: str, *args):
-        """Call the live state; raises ConnectionError while the pool is down."""
-        return self.live.call("state", method, *args)
+        """Call the live state; raises ConnectionError while the pool is down.
+
+        With a distributed queue, ``snapshot`` and ``logs`` include every worker host's.
+        """
+        value = self.live.call("state", method, *args)
+        if self.settings.distributed and method in ("snapshot", "logs"):
+            from . import cluster
+
+            return cluster.merge(self.settings, value) if method == "snapshot" else \
+                cluster.merge_logs(self.settings, value)
+        return value
 
     @functools.cached_property
     def _log_client(self) -> LiveClient:

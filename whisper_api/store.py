@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import threading
 import time
@@ -39,6 +40,9 @@ COLUMNS = (
     ("callback_error", "TEXT"),
     ("callback_next_at", "REAL"),
     ("callback_at", "REAL"),
+    # a worker host's hold on a processing job (distributed queue): its lease and last report
+    ("lease", "TEXT"),
+    ("heartbeat_at", "REAL"),
 )
 TRANSCRIPT_COLUMNS = ("segments", "result", "raw_result")
 SUMMARY_COLUMNS = ", ".join(f"NULL AS {name}" if name in TRANSCRIPT_COLUMNS else name for name, _ in COLUMNS)
@@ -105,6 +109,12 @@ class JobStore:
         row = self._connect().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return _job(row) if row else None
 
+    def get_unparsed(self, job_id: str) -> tuple[Job, str] | None:
+        """The job without its segments, and their JSON text as stored: for an answer that passes
+        the text on rather than parsing and encoding a long transcript again on every poll."""
+        row = self._connect().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return (_job(row, segments=False), row["segments"] or "[]") if row else None
+
     def claim(self, job_id: str, device: str) -> Job | None:
         """Move a queued job to processing on ``device``; None if someone else has it."""
         changed = self._write(
@@ -114,6 +124,38 @@ class JobStore:
         )
         return self.get(job_id) if changed else None
 
+    def claim_remote(self, job_id: str, holder: str) -> tuple[Job, str] | None:
+        """Move a queued job to processing on a worker host's ``holder``; the job and the lease
+        that host must show with every later report. None if the job is not queued."""
+        lease, now = secrets.token_hex(16), time.time()
+        changed = self._write(
+            "UPDATE jobs SET status = ?, device = ?, started_at = ?, attempts = attempts + 1,"
+            " progress = 0, lease = ?, heartbeat_at = ? WHERE id = ? AND status = ?",
+            (JobStatus.PROCESSING.value, holder, now, lease, now, job_id, JobStatus.QUEUED.value),
+        )
+        return (self.get(job_id), lease) if changed else None
+
+    def holds(self, job_id: str, lease: str) -> bool:
+        """Whether ``lease`` is the current hold on the processing job (a stale host's is not)."""
+        row = self._connect().execute("SELECT lease FROM jobs WHERE id = ? AND status = ? AND stage IS NULL",
+                                      (job_id, JobStatus.PROCESSING.value)).fetchone()
+        return row is not None and row["lease"] is not None and secrets.compare_digest(row["lease"], lease)
+
+    def heartbeat(self, job_id: str, lease: str, progress: float | None = None) -> bool:
+        """A worker host's report on the job it holds; False when it holds it no more."""
+        return bool(self._write(
+            "UPDATE jobs SET heartbeat_at = ?, progress = COALESCE(?, progress)"
+            " WHERE id = ? AND status = ? AND stage IS NULL AND lease = ?",
+            (time.time(), progress, job_id, JobStatus.PROCESSING.value, lease),
+        ))
+
+    def stale_remote(self, before: float) -> list[Job]:
+        """Jobs held by worker hosts that have not reported since ``before``."""
+        rows = self._connect().execute(
+            f"SELECT {SUMMARY_COLUMNS} FROM jobs WHERE status = ? AND stage IS NULL AND lease IS NOT NULL"
+            " AND heartbeat_at < ?", (JobStatus.PROCESSING.value, before)).fetchall()
+        return [_job(row) for row in rows]
+
     def progress(self, job_id: str, progress: float) -> None:
         self._write(
             "UPDATE jobs SET progress = ? WHERE id = ? AND status = ?",
@@ -121,19 +163,20 @@ class JobStore:
         )
 
     def record_transcript(self, job_id: str, *, segments: list, text: str, language: str | None,
-                          duration: float | None, then: str | None = None) -> bool:
+                          duration: float | None, then: str | None = None, lease: str | None = None) -> bool:
         """Store a processing job's transcript: the job is done, unless after-step ``then`` follows.
 
-        False when the job was no longer processing (it ended meanwhile).
+        False when the job was no longer processing (it ended meanwhile), or, with ``lease``, when
+        that worker host's hold on it has ended.
         """
         done = then is None
         return bool(self._write(
             "UPDATE jobs SET status = ?, stage = ?, completed_at = ?, progress = 100, segments = ?,"
             " raw_result = ?, result = ?, language = ?, duration = COALESCE(?, duration), error = NULL"
-            " WHERE id = ? AND status = ?",
+            " WHERE id = ? AND status = ? AND (? IS NULL OR lease = ?)",
             (JobStatus.DONE.value if done else JobStatus.PROCESSING.value, then,
              time.time() if done else None, json.dumps(segments, ensure_ascii=False), text,
-             text if done else None, language, duration, job_id, JobStatus.PROCESSING.value),
+             text if done else None, language, duration, job_id, JobStatus.PROCESSING.value, lease, lease),
         ))
 
     def complete(self, job_id: str, *, result: str, upgrade_error: str | None = None) -> bool:
@@ -145,12 +188,13 @@ class JobStore:
              JobStatus.PROCESSING.value),
         ))
 
-    def fail(self, job_id: str, error: str) -> bool:
-        """End an unfinished job with ``error``."""
+    def fail(self, job_id: str, error: str, lease: str | None = None) -> bool:
+        """End an unfinished job with ``error`` (with ``lease``: only while that hold lasts)."""
         return bool(self._write(
-            "UPDATE jobs SET status = ?, completed_at = ?, error = ? WHERE id = ? AND status IN (?, ?)",
+            "UPDATE jobs SET status = ?, completed_at = ?, error = ? WHERE id = ? AND status IN (?, ?)"
+            " AND (? IS NULL OR lease = ?)",
             (JobStatus.ERROR.value, time.time(), error, job_id,
-             JobStatus.QUEUED.value, JobStatus.PROCESSING.value),
+             JobStatus.QUEUED.value, JobStatus.PROCESSING.value, lease, lease),
         ))
 
     def requeue(self, job_id: str, refund: bool = False) -> bool:
@@ -159,8 +203,8 @@ class JobStore:
         ``refund`` gives the attempt back: the job was stopped by a shutdown, not a crash.
         """
         return bool(self._write(
-            "UPDATE jobs SET status = ?, device = NULL, started_at = NULL, progress = 0,"
-            " attempts = MAX(0, attempts - ?) WHERE id = ? AND status = ?",
+            "UPDATE jobs SET status = ?, device = NULL, started_at = NULL, progress = 0, lease = NULL,"
+            " heartbeat_at = NULL, attempts = MAX(0, attempts - ?) WHERE id = ? AND status = ?",
             (JobStatus.QUEUED.value, int(refund), job_id, JobStatus.PROCESSING.value),
         ))
 
@@ -231,7 +275,7 @@ class JobStore:
         return {status.value: 0 for status in JobStatus} | {row[0]: row[1] for row in rows}
 
 
-def _job(row: sqlite3.Row) -> Job:
+def _job(row: sqlite3.Row, segments: bool = True) -> Job:
     return Job(
         id=row["id"],
         status=JobStatus(row["status"]),
@@ -247,7 +291,7 @@ def _job(row: sqlite3.Row) -> Job:
         progress=row["progress"],
         duration=row["duration"],
         language=row["language"],
-        segments=json.loads(row["segments"]) if row["segments"] else [],
+        segments=json.loads(row["segments"]) if segments and row["segments"] else [],
         result=row["result"],
         error=row["error"],
         stage=row["stage"],

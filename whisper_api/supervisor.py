@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from . import after, gpus, logs, retention
+from . import after, cluster, gpus, logs, retention
 from .config import Settings
 from .jobs import AFTER, JobStatus
 from .live import JobQueue, LiveState, serve, withdraw
@@ -71,43 +71,86 @@ class Slot:
         return self.target is worker.run
 
 
+SERVICE, WORKER_HOST = "service", "worker"  # the roles: an API node (or the one machine), a worker host
+
+
 class Supervisor:
-    def __init__(self, settings: Settings, parent_pid: int | None = None):
+    """``role`` ``service``: the job store, the after-steps and, unless the queue is distributed,
+    the device workers. ``worker``: a worker host's device workers alone, fed by Celery."""
+
+    def __init__(self, settings: Settings, parent_pid: int | None = None, role: str = SERVICE):
         self.settings = settings
         self.parent_pid = parent_pid
-        self.store = JobStore(settings.db_path)
+        self.role = role
+        self.store = JobStore(settings.db_path) if role == SERVICE else None
         self.queue = JobQueue()
         self.state = LiveState()
-        self.slots = [Slot(device, worker.run, worker.holders(settings, device))
-                      for device in resolve_devices(settings)]
-        self.slots.append(Slot(AFTER, after.run, after.holders(settings)))
+        self.slots = []
+        if role == WORKER_HOST or not settings.distributed:
+            self.slots = [Slot(device, worker.run, worker.holders(settings, device))
+                          for device in resolve_devices(settings)]
+        if role == SERVICE:
+            self.slots.append(Slot(AFTER, after.run, after.holders(settings)))
+        self.remote = None  # the distributed queue, on an API node
+        if role == SERVICE and settings.distributed:
+            from .distributed import CeleryDispatcher
+
+            self.remote = CeleryDispatcher(settings)
+        self.unsent: set[str] = set()  # jobs Redis could not take yet (it was down)
         self.stopping = False
+
+    def put(self, job_id: str) -> None:
+        """Queue a job for the devices: here, or on the worker hosts through Redis."""
+        if self.remote is None:
+            self.queue.put(job_id)
+            return
+        from .exceptions import Unavailable
+
+        try:
+            self.remote.submit(job_id)
+            self.unsent.discard(job_id)
+        except Unavailable as exc:
+            if job_id not in self.unsent:
+                log.warning("job %s waits for Redis: %s", job_id, exc.message)
+            self.unsent.add(job_id)
 
     def run(self) -> None:
         serve(self.settings, self.queue, self.state)
-        self.recover_all()
+        if self.store is not None:
+            self.recover_all()
         for slot in self.slots:
             self.start_worker(slot)
-        due = {"gpu": 0.0, "sweep": time.monotonic() + SWEEP_INTERVAL, "retention": 0.0}
+        due = {"gpu": 0.0, "sweep": time.monotonic() + SWEEP_INTERVAL, "retention": 0.0, "publish": 0.0}
         try:
             while not self.stopping and self._parent_alive():
                 now = time.monotonic()
                 running = self.queue.snapshot()["running"]
                 for slot in self.slots:
-                    self.enforce_timeout(slot, running.get(slot.name))
+                    if self.store is not None:
+                        self.enforce_timeout(slot, running.get(slot.name))
                     self.check(slot, now)
                 if now >= due["gpu"]:
                     self.state.set_gpus(gpus.sample())
                     due["gpu"] = now + GPU_INTERVAL
-                if now >= due["sweep"]:
+                if self.role == WORKER_HOST and now >= due["publish"]:
+                    self.publish()
+                    due["publish"] = now + cluster.PUBLISH_INTERVAL
+                if self.store is not None and now >= due["sweep"]:
                     self.sweep()
                     due["sweep"] = now + SWEEP_INTERVAL
-                if now >= due["retention"]:
+                if self.store is not None and now >= due["retention"]:
                     retention.clean(self.settings, self.store)
                     due["retention"] = now + RETENTION_INTERVAL
                 time.sleep(TICK)
         finally:
             self.shutdown()
+
+    def publish(self) -> None:
+        """A worker host's devices, models, GPUs and log, for the API nodes' views."""
+        try:
+            cluster.publish(self.settings, self.state.snapshot(), self.state.logs())
+        except Exception as exc:  # Redis down: the views miss this host until it is back
+            log.debug("could not publish to Redis: %s", exc)
 
     def _parent_alive(self) -> bool:
         return self.parent_pid is None or os.getppid() == self.parent_pid
@@ -178,23 +221,37 @@ class Supervisor:
             self.store.requeue(job_id)
             log.warning("job %s queued again (attempt %d of %d done): %s", job_id, job.attempts,
                         self.settings.max_attempts, why)
-        self.queue.put(job_id)
+        self.put(job_id)
 
     def recover_all(self) -> None:
-        """At start: every job a previous run left unfinished goes back in the queue."""
+        """At start: every job a previous run left unfinished goes back in the queue.
+
+        A job a worker host holds runs on there: it is given to another worker only if that host
+        stops reporting. Queued jobs are sent to Redis again; a second delivery of one finds it
+        claimed and is dropped.
+        """
+        held_elsewhere = 0
         for job in self.store.by_status(JobStatus.PROCESSING):
+            if self.remote is not None and job.stage is None and job.device and "/" in job.device:
+                held_elsewhere += 1
+                continue
             self.recover(job.id, "the service stopped while it ran")
+        if held_elsewhere:
+            log.info("%d jobs run on worker hosts", held_elsewhere)
         queued = self.store.by_status(JobStatus.QUEUED)
         for job in queued:
-            self.queue.put(job.id)
+            self.put(job.id)
         if queued:
             log.info("%d queued jobs taken up again", len(queued))
 
     def sweep(self) -> None:
         """Find jobs the queue lost sight of (an enqueue that failed, a lost hand-over)."""
+        if self.remote is not None:
+            self.sweep_remote()
         cutoff = time.time() - SWEEP_INTERVAL
         stale = [job for status in (JobStatus.QUEUED, JobStatus.PROCESSING)
-                 for job in self.store.by_status(status) if job.created_at < cutoff]
+                 for job in self.store.by_status(status) if job.created_at < cutoff
+                 and (self.remote is None or job.stage is not None)]  # Redis holds the device lane
         if not stale:
             return
         snapshot = self.queue.snapshot()
@@ -205,6 +262,25 @@ class Supervisor:
             current = self.store.get(job.id)  # re-read: it may have finished meanwhile
             if current is not None and not current.status.finished:
                 self.recover(job.id, "it was not held by any worker")
+
+    def sweep_remote(self) -> None:
+        """On an API node: jobs whose worker host went silent, or that ran past their time
+        limit, and jobs Redis could not take while it was down."""
+        now = time.time()
+        for job in self.store.stale_remote(now - self.settings.remote_timeout):
+            self.recover(job.id, f"its worker host ({job.device}) stopped reporting")
+        for job in self.store.by_status(JobStatus.PROCESSING):
+            limit = self.settings.job_timeout_base + self.settings.job_timeout_factor * (job.duration or 0)
+            if job.stage is None and job.started_at and now - job.started_at > limit and job.device \
+                    and "/" in job.device:
+                self.store.fail(job.id, f"timeout: the job ran longer than {limit:.0f}s on {job.device}")
+                log.error("job %s timed out on %s after %.0fs", job.id, job.device, limit)
+        for job_id in list(self.unsent):
+            job = self.store.get(job_id)
+            if job is None or job.status is not JobStatus.QUEUED:
+                self.unsent.discard(job_id)
+            else:
+                self.put(job_id)
 
     def shutdown(self) -> None:
         """Let running jobs finish within the grace period, then stop every worker."""
@@ -222,8 +298,10 @@ class Supervisor:
                 slot.process.join()
                 for holder in slot.holders:
                     job_id = self.queue.release(holder)
-                    if job_id and self.store.requeue(job_id, refund=True):
+                    if job_id and self.store is not None and self.store.requeue(job_id, refund=True):
                         log.info("job %s will run again at the next start", job_id)
+        if self.role == WORKER_HOST:
+            cluster.withdraw(self.settings)
         log.info("supervisor stopped")
 
 

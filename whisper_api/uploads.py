@@ -6,9 +6,14 @@ import logging
 import os
 import re
 import sqlite3
+import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import IO
+
+from flask import Request, current_app
+from werkzeug.formparser import FormDataParser, MultiPartParser
 
 from . import audio
 from .exceptions import ApiError, BadRequest, JobFailed, TooBusy, Unavailable
@@ -18,6 +23,8 @@ from .services import Services
 log = logging.getLogger(__name__)
 
 EXTENSION = re.compile(r"^\.[a-z0-9]{1,8}$")
+READ_SIZE = 512 * 1024
+PART = ".part"  # an upload still being received; retention removes one a crash left behind
 
 
 def clean_filename(raw: str | None) -> str:
@@ -27,23 +34,66 @@ def clean_filename(raw: str | None) -> str:
     return name[:255] or "upload"
 
 
+class UploadFormParser(FormDataParser):
+    """Reads a multipart body in reads of ``READ_SIZE`` rather than Werkzeug's 64 KiB: gunicorn
+    copies all it has read ahead (up to 1 MiB) on every read, and Werkzeug's parser loops once
+    per read, so small reads cost a large upload more than the upload itself."""
+
+    def _parse_multipart(self, stream: IO[bytes], mimetype: str, content_length: int | None,
+                         options: dict[str, str]):
+        boundary = options.get("boundary", "").encode("ascii")
+        if not boundary:
+            raise ValueError("Missing boundary")
+        # Werkzeug answers 413 when one read and what it holds back pass max_form_memory_size.
+        limit = self.max_form_memory_size
+        parser = MultiPartParser(stream_factory=self.stream_factory, max_form_memory_size=limit,
+                                 max_form_parts=self.max_form_parts, cls=self.cls,
+                                 buffer_size=READ_SIZE if limit is None else min(READ_SIZE, limit // 2))
+        form, files = parser.parse(stream, boundary, content_length)
+        return stream, form, files
+
+
+class UploadRequest(Request):
+    """Spools each uploaded file straight into the uploads dir, under a ``.part`` name it
+    removes when the request ends, so that storing the upload is a rename, not a second copy."""
+
+    form_data_parser_class = UploadFormParser
+
+    def _get_file_stream(self, total_content_length: int | None, content_type: str | None,
+                         filename: str | None = None, content_length: int | None = None) -> IO[bytes]:
+        upload_dir = current_app.extensions["whisper_api"].settings.upload_dir
+        try:
+            upload_dir.mkdir(parents=True, exist_ok=True)
+            part = tempfile.NamedTemporaryFile("w+b", dir=upload_dir, suffix=PART, delete=False)
+        except OSError as exc:
+            raise cannot_store(exc) from None
+        self.__dict__.setdefault("parts", []).append(part.name)
+        return part
+
+    def close(self) -> None:
+        super().close()
+        for name in self.__dict__.get("parts", ()):  # still there when the upload was not stored
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
+
+
+def cannot_store(exc: OSError) -> Unavailable:
+    log.error("could not store an upload: %s", exc)
+    return Unavailable(f"the service could not store the upload ({exc.strerror or exc})")
+
+
 def save_upload(upload_dir: Path, storage, job_id: str) -> Path:
-    """Write the upload under the service's own id; a failed write leaves nothing behind."""
+    """Give the upload (spooled by ``UploadRequest``) its name under the service's own id, once
+    it is on disk: no file under that name is ever half written."""
     suffix = Path(clean_filename(storage.filename)).suffix.lower()
     target = upload_dir / (job_id + (suffix if EXTENSION.match(suffix) else ""))
-    partial = target.with_name(target.name + ".part")
+    part = storage.stream
     try:
-        upload_dir.mkdir(parents=True, exist_ok=True)
-        with open(partial, "wb") as out:
-            storage.save(out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(partial, target)
+        part.flush()
+        os.fsync(part.fileno())
+        os.replace(part.name, target)
     except OSError as exc:
-        with contextlib.suppress(OSError):
-            partial.unlink()
-        log.error("could not store an upload: %s", exc)
-        raise Unavailable(f"the service could not store the upload ({exc.strerror or exc})") from None
+        raise cannot_store(exc) from None
     return target
 
 
@@ -87,10 +137,15 @@ def create_job(services: Services, storage, options: JobOptions) -> Job:
     except BaseException:
         path.unlink(missing_ok=True)
         raise
-    log.info("job %s queued: %s (%.1fs, model %s)", job_id, job.filename, info.duration,
-             options.model_name)
     try:
         services.dispatcher.submit(job_id)
+        log.info("job %s queued: %s (%.1fs, model %s)", job_id, job.filename, info.duration,
+                 options.model_name)
+    except Unavailable:
+        # The distributed queue refused it: no job the client was not told of is left behind.
+        services.store.delete(job_id)
+        path.unlink(missing_ok=True)
+        raise
     except ConnectionError as exc:
         # The job is committed: the supervisor's sweep queues it once the pool is back.
         log.warning("job %s stored but not yet queued: %s", job_id, exc)

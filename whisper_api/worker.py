@@ -29,6 +29,9 @@ PROGRESS_INTERVAL = 1.0  # seconds between progress writes to the store
 OOM_ATTEMPTS = 2  # a job that runs out of GPU memory is tried once more in a fresh worker
 OOM_EXIT = 75
 AHEAD = "+next"  # the holder name of a job taken and decoded ahead
+# On the CPU the engine's threads take every core; at this niceness the HTTP workers still
+# answer at once, and the engine loses only what they use.
+CPU_NICE = 10
 
 
 class DeviceWorker:
@@ -39,7 +42,8 @@ class DeviceWorker:
         self.device = device
         self.client = client
         self.dispatcher = ManagerDispatcher(self.client)
-        self.store = JobStore(settings.db_path)
+        # on a worker host each job brings its own store: its API node, over HTTP (remote.py)
+        self.store = None if settings.distributed else JobStore(settings.db_path)
         self.engine = Engine(settings, device, on_status=self._model_status)
         self.parent = os.getppid()
         self.stopping = False
@@ -122,8 +126,9 @@ class DeviceWorker:
         self.client.call("state", "count", "jobs_done")
         self.client.call("state", "count", "audio_seconds", transcript.duration)
         self.client.call("state", "observe", "processing_seconds", elapsed)
-        log.info("%s: job %s transcribed in %.1fs (%.1fs of audio)", self.device, job_id,
-                 elapsed, transcript.duration)
+        batch = self.engine.batch_size(job)
+        log.info("%s: job %s transcribed in %.1fs (%.1fs of audio, %s)", self.device, job_id,
+                 elapsed, transcript.duration, f"batch {batch}" if batch else "sequential")
         return polish
 
     def _out_of_memory(self, job, exc: Exception) -> None:
@@ -197,6 +202,22 @@ class Prefetcher:
         return job_id, decoded
 
 
+def niceness(settings: Settings, device: str) -> int:
+    """How much nicer than the service ``device``'s worker runs: ``worker_nice``, by default
+    10 on the CPU and 0 on CUDA."""
+    if settings.worker_nice >= 0:
+        return settings.worker_nice
+    return 0 if device.startswith("cuda") else CPU_NICE
+
+
+def lower_priority(settings: Settings, device: str) -> None:
+    """Add this worker's niceness to the one it inherited, before the process starts a thread:
+    Linux keeps a nice value per thread, and new threads take their creator's."""
+    increment = niceness(settings, device)
+    if increment:
+        os.nice(increment)
+
+
 def run(settings: Settings, device: str) -> None:
     """Process entry point (spawned by the supervisor)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the supervisor, which stops us
@@ -204,6 +225,7 @@ def run(settings: Settings, device: str) -> None:
     os.environ.setdefault("NUMBA_CACHE_DIR", str(settings.data_dir / "cache" / "numba"))
     client = LiveClient(settings)
     logs.setup(settings.log_level, lambda entry: client.call("state", "log", entry))
+    lower_priority(settings, device)  # no thread runs yet: every later one inherits it
     worker = DeviceWorker(settings, device, client)
 
     def stop(signum, frame):
@@ -212,5 +234,10 @@ def run(settings: Settings, device: str) -> None:
     signal.signal(signal.SIGTERM, stop)
     worker.initialize()
     log.info("%s: worker ready (pid %d)", device, os.getpid())
-    worker.loop()
+    if settings.distributed:
+        from . import remote
+
+        remote.consume(worker, settings)
+    else:
+        worker.loop()
     log.info("%s: worker stopped", device)

@@ -1,0 +1,239 @@
+"""The distributed queue for real: redis-server, one API node under gunicorn and two worker hosts.
+
+Each worker host is ``python -m whisper_api worker`` in a data dir of its own with its own host
+name, as it would run on another machine; they reach the API node over loopback HTTP.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import DATA, ROOT, Service, free_port, wer
+
+EN = DATA / "en.mp3"
+EN_TEXT = (DATA / "en.txt").read_text()
+RU = DATA / "ru.mp3"
+RU_TEXT = (DATA / "ru.txt").read_text()
+REMOTE_TIMEOUT = 6  # seconds without a report before a job goes to another worker host
+
+pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None,
+                                reason="redis-server is not installed (scripts/test.sh installs it)")
+
+
+class RedisServer:
+    """redis-server on a loopback port, with an append-only file as production should have."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "RedisServer":
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder),
+             "--appendonly", "yes", "--save", "", "--maxmemory-policy", "noeviction"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import redis
+
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if redis.Redis.from_url(self.url, socket_timeout=1).ping():
+                    return self
+            except redis.RedisError:
+                time.sleep(0.1)
+        raise TimeoutError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(20)
+
+
+class WorkerHost:
+    """``python -m whisper_api worker``: one simulated GPU host (here with one CPU worker)."""
+
+    def __init__(self, name: str, folder: Path, models_dir: Path, queue_url: str):
+        self.name = name
+        self.log_path = folder / f"{name}.log"
+        self.env = {
+            **os.environ,
+            "WHISPER_API_QUEUE_URL": queue_url,
+            "WHISPER_API_HOST_NAME": name,
+            "WHISPER_API_DATA_DIR": str(folder / name),
+            "WHISPER_API_MODELS_DIR": str(models_dir),
+            "WHISPER_API_PRELOAD_MODELS": "tiny.en",
+            "WHISPER_API_DEVICES": "cpu",
+            "WHISPER_API_CPU_WORKERS": "1",
+            "WHISPER_API_CPU_THREADS": "1",
+            "WHISPER_API_SHUTDOWN_GRACE": "5",
+        }
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "WorkerHost":
+        self.log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "whisper_api", "worker"], cwd=ROOT, env=self.env,
+                                        stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def kill(self) -> None:
+        """Every process of the host at once, as a power cut would."""
+        if self.process is not None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        with_suppressed(os.killpg, self.process.pid, signal.SIGKILL)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+
+def with_suppressed(call, *args) -> None:
+    try:
+        call(*args)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory, models_dir):
+    folder = tmp_path_factory.mktemp("cluster")
+    redis_server = RedisServer(folder / "redis").start()
+    hosts = [WorkerHost(name, folder, models_dir, redis_server.url).start() for name in ("host-a", "host-b")]
+    node = Service(folder / "api" / "data", models_dir, workers=2, WHISPER_API_QUEUE_URL=redis_server.url,
+                   WHISPER_API_REMOTE_TIMEOUT=str(REMOTE_TIMEOUT), WHISPER_API_PRELOAD_MODELS="tiny.en")
+    try:
+        node.start()
+        wait_for(lambda: devices(node) >= {"host-a/cpu:0", "host-b/cpu:0"}, 120,
+                 lambda: f"worker hosts not up:\n{hosts[0].log_text()}\n{hosts[1].log_text()}")
+        yield node, hosts, redis_server
+    finally:
+        node.__exit__(None, None, None)
+        for host in hosts:
+            host.stop()
+        redis_server.stop()
+
+
+def devices(node: Service) -> set[str]:
+    """Devices of the cluster that are up, as the API node's /api/health shows them."""
+    try:
+        found = node.get("/api/health").json()["devices"]
+    except (requests.RequestException, ValueError):
+        return set()
+    return {name for name, info in found.items() if info.get("status") in ("idle", "busy")}
+
+
+def wait_for(condition, timeout: float, message=lambda: "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.2)
+    raise TimeoutError(message())
+
+
+def test_jobs_spread_over_both_hosts_and_results_come_back(cluster):
+    node, hosts, _ = cluster
+    with ThreadPoolExecutor(6) as pool:
+        answers = list(pool.map(lambda _: node.submit(EN, model_name="tiny.en", language="en"), range(6)))
+    assert all(answer.status_code == 200 for answer in answers), [a.text for a in answers]
+    finals = [node.wait_done(answer.json()["task_id"], timeout=180) for answer in answers]
+    assert [final["status"] for final in finals] == ["done"] * 6, finals
+    for final in finals:
+        assert wer(EN_TEXT, final["result"]) < 0.25, final["result"]
+        assert final["attempts"] == 1
+    assert {final["device"] for final in finals} == {"host-a/cpu:0", "host-b/cpu:0"}
+
+    # The views show every host's devices and lines, labelled with the host.
+    models = node.get("/api/model_status").json()
+    assert models["host-a/cpu:0"] == {"tiny.en": "loaded"} and models["host-b/cpu:0"] == {"tiny.en": "loaded"}
+    lines = node.get("/api/logs").json()
+    assert {line["host"] for line in lines} >= {"host-a", "host-b"}
+    done_on = {line["host"] for line in lines if "transcribed in" in line["msg"]}
+    assert done_on == {"host-a", "host-b"}
+    queue = node.get("/api/queue").json()
+    assert {job["id"] for job in queue["completed"]} >= {final["task_id"] for final in finals}
+    # Each worker host's copy of the audio is gone once the job is.
+    for host in hosts:
+        leftovers = list(Path(host.env["WHISPER_API_DATA_DIR"], "remote").rglob("*"))
+        assert [path for path in leftovers if path.is_file()] == []
+
+
+def test_forged_job_tokens_are_refused(cluster):
+    node, _, _ = cluster
+    task_id = node.submit(EN, model_name="tiny.en", language="en").json()["task_id"]
+    for token in ("", "0" * 64):
+        answer = requests.post(f"{node.url}/internal/jobs/{task_id}/claim", json={"holder": "intruder/cpu:0"},
+                               headers={"X-Job-Token": token}, timeout=10)
+        assert answer.status_code == 403 and "token" in answer.json()["error"]
+    assert node.wait_done(task_id, timeout=120)["status"] == "done"
+
+
+def test_redis_down_refuses_uploads_cleanly_and_work_resumes_when_it_returns(cluster):
+    node, _, redis_server = cluster
+    counts = node.get("/api/health").json()["counts"]
+    uploads = Path(node.env["WHISPER_API_DATA_DIR"]) / "uploads"
+    files_before = sorted(uploads.iterdir())
+    redis_server.stop()
+    try:
+        answer = node.submit(EN, model_name="tiny.en", language="en")
+        assert answer.status_code == 503, answer.text
+        assert "Redis" in answer.json()["error"] and "redis://" not in answer.json()["error"]
+        assert node.get("/api/health").json()["counts"] == counts  # no job half-created
+        assert sorted(uploads.iterdir()) == files_before  # no file left behind
+        assert node.get("/api/queue").status_code == 200  # the rest of the API still answers
+    finally:
+        redis_server.start()  # same port and folder: the append-only file brings the queue back
+    task_id = None
+    deadline = time.monotonic() + 60
+    while task_id is None and time.monotonic() < deadline:
+        answer = node.submit(EN, model_name="tiny.en", language="en")
+        if answer.status_code == 200:
+            task_id = answer.json()["task_id"]
+        else:
+            time.sleep(1)
+    assert task_id, answer.text
+    final = node.wait_done(task_id, timeout=120)  # the worker hosts have reconnected on their own
+    assert final["status"] == "done" and final["device"].startswith("host-"), final
+
+
+def test_a_worker_host_lost_mid_job_its_job_finishes_on_the_other(cluster):
+    node, hosts, _ = cluster
+    task_id = node.submit(RU, model_name="base", language="ru").json()["task_id"]
+    status = {}
+
+    def running():
+        status.update(node.get(f"/api/status/{task_id}").json())
+        return status["status"] == "processing"
+
+    wait_for(running, 60, lambda: f"job never started: {status}")
+    victim = next(host for host in hosts if status["device"].startswith(host.name + "/"))
+    survivor = next(host for host in hosts if host is not victim)
+    victim.kill()
+    final = node.wait_done(task_id, timeout=180)
+    assert final["status"] == "done", final
+    assert final["device"].startswith(survivor.name + "/"), final
+    assert final["attempts"] == 2
+    assert wer(RU_TEXT, final["result"]) < 0.4, final["result"]
+    lines = [line["msg"] for line in node.get("/api/logs").json()]
+    assert any(task_id in line and "stopped reporting" in line for line in lines), lines
+    # The lost host's devices leave the views once its entry expires.
+    wait_for(lambda: not any(name.startswith(victim.name + "/") for name in devices(node)), 30)
