@@ -26,7 +26,7 @@ apt_install() {  # installs the Debian packages that are missing
 setup_all() {
   local mode="$1" extras=""
   local debs=(python3-venv python3-pip ffmpeg)
-  [ "$mode" = test ] && debs+=(espeak-ng sox chromium fonts-dejavu-core) && extras="test"
+  [ "$mode" = test ] && debs+=(espeak-ng sox chromium fonts-dejavu-core redis-server) && extras="test"
   if command -v nvidia-smi >/dev/null 2>&1; then extras="${extras:+$extras,}gpu"; fi
   command -v dpkg >/dev/null && apt_install "${debs[@]}"
 

@@ -374,19 +374,29 @@ function workerLine(info, withStatus) {
   return parts.length ? el("span", { class: "device-sub" }, parts.join(" · ")) : null;
 }
 
+// A worker host's devices are named "host/device" (distributed queue); this node's have no prefix.
+function localName(name) {
+  return name.slice(name.lastIndexOf("/") + 1);
+}
+
 function showDevices(gpus, devices) {
-  const nodes = gpus.map((gpu) => el("div", { class: "device", dataset: { device: `cuda:${gpu.id}` } },
-    el("div", { class: "device-head" }, el("span", { class: "device-name" }, `GPU ${gpu.id} · ${gpu.name}`),
+  const nodes = gpus.map((gpu) => {
+    const remote = gpu.host ? `${gpu.host}/cuda:${gpu.id}` : null;
+    const key = remote && devices[remote] ? remote : `cuda:${gpu.id}`;
+    return el("div", { class: "device", dataset: { device: key, host: gpu.host ?? "" } },
+    el("div", { class: "device-head" },
+      el("span", { class: "device-name" }, `${gpu.host ? `${gpu.host} · ` : ""}GPU ${gpu.id} · ${gpu.name}`),
       gpu.temperature != null ? el("span", { class: "device-sub" }, `${gpu.temperature} °C`) : null,
-      workerLine(devices[`cuda:${gpu.id}`], true)),
+      workerLine(devices[key], true)),
     meter(t("gpu_memory"), gpu.memory_used_mb, gpu.memory_total_mb,
       `${Math.round(gpu.memory_used_mb)} / ${Math.round(gpu.memory_total_mb)} MB`),
-    meter(t("gpu_utilisation"), gpu.utilization_gpu ?? 0, 100, `${Math.round(gpu.utilization_gpu ?? 0)}%`)));
+    meter(t("gpu_utilisation"), gpu.utilization_gpu ?? 0, 100, `${Math.round(gpu.utilization_gpu ?? 0)}%`));
+  });
   // Workers without a GPU card: CPU workers, then any other kind (e.g. the LLM after-steps).
-  const rest = Object.entries(devices).filter(([name]) => !name.startsWith("cuda")).sort();
+  const rest = Object.entries(devices).filter(([name]) => !localName(name).startsWith("cuda")).sort();
   for (const [title, workers] of [
-    ["cpu_workers", rest.filter(([name]) => name.startsWith("cpu"))],
-    ["other_workers", rest.filter(([name]) => !name.startsWith("cpu"))],
+    ["cpu_workers", rest.filter(([name]) => localName(name).startsWith("cpu"))],
+    ["other_workers", rest.filter(([name]) => !localName(name).startsWith("cpu"))],
   ]) {
     if (!workers.length) continue;
     nodes.push(el("h3", {}, t(title)));
@@ -402,7 +412,9 @@ function showDevices(gpus, devices) {
 }
 
 function deviceLabel(key) {
-  return /^\d+$/.test(key) ? `GPU ${key}` : key;
+  const cut = key.lastIndexOf("/");
+  const [host, name] = cut < 0 ? ["", key] : [key.slice(0, cut), key.slice(cut + 1)];
+  return `${host ? `${host} · ` : ""}${/^\d+$/.test(name) ? `GPU ${name}` : name}`;
 }
 
 function showModels(modelStatus) {
@@ -439,7 +451,8 @@ function showLogs(entries) {
   box.replaceChildren(...entries.map((entry) => el("li", {},
     el("time", { datetime: entry.time }, localTime(entry.time)),
     el("span", { class: `level level-${entry.level ?? "INFO"}` }, entry.level ?? ""),
-    el("span", { class: "msg" }, entry.msg))));
+    el("span", { class: "msg" }, entry.host ? el("span", { class: "log-host" }, `[${entry.host}] `) : null,
+      entry.msg))));
   if (atBottom) box.scrollTop = box.scrollHeight;
 }
 

@@ -177,6 +177,32 @@ def test_jobs_spread_over_both_hosts_and_results_come_back(cluster):
         assert [path for path in leftovers if path.is_file()] == []
 
 
+CHROMIUM = Path(os.environ.get("WHISPER_API_TEST_CHROMIUM", "/usr/bin/chromium"))
+
+
+@pytest.mark.skipif(not CHROMIUM.is_file(), reason=f"no Chromium at {CHROMIUM}")
+def test_dashboard_labels_every_device_and_log_line_with_its_host(cluster):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    node, _, _ = cluster
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            errors = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(node.url + "/")
+            for host in ("host-a", "host-b"):
+                sync_api.expect(page.locator(f'#devices [data-device="{host}/cpu:0"]')).to_be_visible()
+                sync_api.expect(page.locator(f'#model-status [data-device="{host}/cpu:0"] h3')).to_have_text(
+                    f"{host} · cpu:0")
+                sync_api.expect(page.locator("#logs .log-host", has_text=f"[{host}]").first).to_be_visible()
+            (ROOT / "test-artifacts" / "screenshots").mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(ROOT / "test-artifacts" / "screenshots" / "cluster.png"), full_page=True)
+            assert errors == []
+        finally:
+            browser.close()
+
+
 def test_forged_job_tokens_are_refused(cluster):
     node, _, _ = cluster
     task_id = node.submit(EN, model_name="tiny.en", language="en").json()["task_id"]
