@@ -79,3 +79,25 @@ def test_a_job_is_claimed_once_under_contention(tmp_path):
         thread.join()
     assert sorted(winners) == sorted(f"j{index}" for index in range(20))
     assert all(len(devices) == 1 for devices in winners.values())
+
+
+def test_a_worker_hosts_lease_ends_when_its_job_is_given_to_another(tmp_path):
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    make_job(store)
+    job, lease = store.claim_remote("j1", "host-a/cuda:0")
+    assert job.status is JobStatus.PROCESSING and job.device == "host-a/cuda:0" and job.attempts == 1
+    assert store.claim_remote("j1", "host-b/cuda:0") is None  # a second delivery runs nothing
+    assert store.holds("j1", lease) and not store.holds("j1", "forged")
+    assert store.heartbeat("j1", lease, 30.0) and store.get("j1").progress == 30
+    assert store.stale_remote(time.time() - 60) == []
+    assert [stale.id for stale in store.stale_remote(time.time() + 1)] == ["j1"]
+
+    assert store.requeue("j1")  # host-a went silent: the API node queues the job again
+    assert not store.holds("j1", lease) and not store.heartbeat("j1", lease)
+    job, second = store.claim_remote("j1", "host-b/cuda:0")
+    assert job.attempts == 2 and second != lease
+    # host-a comes back with its result: refused; host-b's is the one stored
+    assert not store.record_transcript("j1", segments=[], text="late", language="en", duration=1.0, lease=lease)
+    assert not store.fail("j1", "late", lease=lease)
+    assert store.record_transcript("j1", segments=[], text="right", language="en", duration=1.0, lease=second)
+    assert store.get("j1").result == "right" and store.stale_remote(time.time() + 1) == []

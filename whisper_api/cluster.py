@@ -62,13 +62,17 @@ def hosts(settings: Settings) -> list[dict]:
 
 
 def merge(settings: Settings, snapshot: dict) -> dict:
-    """This node's live state with every worker host's devices, models and GPUs added."""
+    """This node's live state with every worker host's devices, models and GPUs added, and its
+    counters summed (a host that leaves takes its counts with it)."""
     if not settings.distributed:
         return snapshot
     merged = {**snapshot, "devices": dict(snapshot["devices"]), "models": dict(snapshot["models"]),
-              "gpus": [{**gpu, "host": settings.host} for gpu in snapshot["gpus"]]}
+              "gpus": [{**gpu, "host": settings.host} for gpu in snapshot["gpus"]],
+              "counters": dict(snapshot["counters"])}
     for entry in hosts(settings):
         host = entry["host"]
+        for name, value in entry.get("counters", {}).items():  # jobs done, model loads, … on that host
+            merged["counters"][name] = merged["counters"].get(name, 0) + value
         for name, info in entry["devices"].items():
             merged["devices"][f"{host}/{name}"] = {**info, "host": host}
         for name, models in entry["models"].items():
