@@ -7,9 +7,11 @@ model in models/ (``python -m whisper_api.models base``):
 """
 import json
 import re
+import shutil
 
 import pytest
 
+from cluster import RedisServer, WorkerHost, devices, wait_for
 from conftest import DATA, MODELS_DIR, Service, wer
 from whisper_api import gpus
 
@@ -69,3 +71,33 @@ def test_dialog_is_transcribed_on_the_gpu_without_batching(service):
     assert turns == [line["role"] for line in TRUTH], final["result"]
     messages = [entry["msg"] for entry in service.get("/api/logs").json()]
     assert any(task_id in m and "sequential" in m for m in messages), messages
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
+def test_a_gpu_worker_host_runs_one_cuda_worker_per_gpu(tmp_path):
+    """``whisper-api worker`` on a GPU host: a spawned CUDA worker per GPU, fed through Redis."""
+    if not (MODELS_DIR / "base" / "model.bin").exists():
+        pytest.skip("models/base is missing")
+    redis_server = RedisServer(tmp_path / "redis").start()
+    host = WorkerHost("gpu-host", tmp_path, MODELS_DIR, redis_server.url, WHISPER_API_DEVICES="auto",
+                      WHISPER_API_PRELOAD_MODELS="base").start()
+    node = Service(tmp_path / "api" / "data", MODELS_DIR, workers=2, WHISPER_API_QUEUE_URL=redis_server.url,
+                   WHISPER_API_PRELOAD_MODELS="base")
+    try:
+        node.start()
+        expected = {f"gpu-host/cuda:{gpu['id']}" for gpu in GPUS}
+        wait_for(lambda: devices(node) >= expected, 120, lambda: host.log_text())
+        pids = {info["pid"] for name, info in node.get("/api/health").json()["devices"].items() if name in expected}
+        assert len(pids) == len(GPUS)
+        task_id = node.submit(EN, model_name="base", language="en").json()["task_id"]
+        final = node.wait_done(task_id)
+        assert final["status"] == "done" and final["device"] in expected, final
+        assert wer(EN_TEXT, final["result"]) < 0.25, final["result"]
+        status = node.get("/api/model_status").json()
+        assert all(status[f"gpu-host/{gpu['id']}"] == {"base": "loaded"} for gpu in GPUS), status
+        shown = [gpu for gpu in node.get("/api/gpus").json() if gpu["host"] == "gpu-host"]
+        assert len(shown) == len(GPUS) and all(gpu["memory_used_mb"] > 0 for gpu in shown)
+    finally:
+        node.__exit__(None, None, None)
+        host.stop()
+        redis_server.stop()
