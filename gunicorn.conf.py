@@ -20,6 +20,9 @@ timeout = 120
 keepalive = 10
 # gunicorn's control socket is shared by every instance of a user (~/.gunicorn/); unused here.
 control_socket_disable = True
+# Each turn of a worker's loop touches its heartbeat file: about 0.25 ms on a disk-backed /tmp,
+# a few µs on a tmpfs (as gunicorn's docs advise).
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 graceful_timeout = int(settings.shutdown_grace) + 10
 # Uploads are spooled to disk by Werkzeug; keep gunicorn's own buffers default.
 accesslog = "-" if os.environ.get("WHISPER_API_ACCESS_LOG") else None
@@ -32,16 +35,18 @@ _supervisor = None
 
 def on_starting(server):
     global _supervisor
-    from whisper_api.auth import warn_if_open
     from whisper_api.supervisor import Handle
 
-    warning = warn_if_open(settings)
-    if warning:
-        server.log.warning(warning)
+    # The supervisor first: the first transcription after a start waits for its device workers.
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _supervisor = Handle(settings)
     _supervisor.start()
     server.log.info("supervisor started (pid %s)", _supervisor.process.pid)
+    from whisper_api.auth import warn_if_open  # imports Flask, which the HTTP workers then inherit
+
+    warning = warn_if_open(settings)
+    if warning:
+        server.log.warning(warning)
 
 
 def on_exit(server):

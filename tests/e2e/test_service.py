@@ -78,6 +78,22 @@ def test_transcribes_through_three_http_workers(service):
     assert any(task_id in msg and "transcribed" in msg for msg in messages), messages
 
 
+def niceness(pid: int, thread: int | None = None) -> int:
+    """Field 19 of ``/proc/<pid>/stat`` (or of one of its threads): the nice value."""
+    stat = Path(f"/proc/{pid}" + (f"/task/{thread}" if thread else "") + "/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[16])
+
+
+def test_the_cpu_worker_yields_the_cpu_to_the_http_workers(make_service):
+    service = make_service(workers=1)
+    base = niceness(service.process.pid)
+    pids = service.worker_pids()
+    threads = [int(task.name) for task in Path(f"/proc/{pids['cpu:0']}/task").iterdir()]
+    assert len(threads) > 2  # the engine's threads too, created after the niceness was set
+    assert {niceness(pids["cpu:0"], thread) for thread in threads} == {min(19, base + 10)}
+    assert niceness(pids["after"]) == base  # only device workers
+
+
 def test_bad_requests_get_json_errors(service, tmp_path):
     def post(files=None, **data):
         return requests.post(service.url + "/api/transcribe", files=files, data=data, timeout=10)
