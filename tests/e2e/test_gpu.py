@@ -45,9 +45,10 @@ def test_one_worker_process_per_gpu_holds_a_float16_model(service):
     for gpu in GPUS:
         assert any(re.search(rf"cuda:{gpu['id']}: model base loaded \(float16\)", m) for m in messages), messages
 
-    shown = service.get("/api/gpus").json()
-    assert len(shown) == len(GPUS)
-    assert all(gpu["memory_used_mb"] > 0 for gpu in shown), shown  # the resident model
+    # nvidia-smi is read every 2 s: the first reading may predate the model
+    wait_for(lambda: all(gpu["memory_used_mb"] > 0 for gpu in service.get("/api/gpus").json()), 10,
+             lambda: f"no GPU memory in use: {service.get('/api/gpus').json()}")
+    assert len(service.get("/api/gpus").json()) == len(GPUS)
 
 
 def test_speech_is_transcribed_on_the_gpu_with_batching(service):
@@ -95,8 +96,8 @@ def test_a_gpu_worker_host_runs_one_cuda_worker_per_gpu(tmp_path):
         assert wer(EN_TEXT, final["result"]) < 0.25, final["result"]
         status = node.get("/api/model_status").json()
         assert all(status[f"gpu-host/{gpu['id']}"] == {"base": "loaded"} for gpu in GPUS), status
-        shown = [gpu for gpu in node.get("/api/gpus").json() if gpu["host"] == "gpu-host"]
-        assert len(shown) == len(GPUS) and all(gpu["memory_used_mb"] > 0 for gpu in shown)
+        shown = lambda: [gpu for gpu in node.get("/api/gpus").json() if gpu["host"] == "gpu-host"]  # noqa: E731
+        wait_for(lambda: len(shown()) == len(GPUS) and all(gpu["memory_used_mb"] > 0 for gpu in shown()), 20)
     finally:
         node.__exit__(None, None, None)
         host.stop()
