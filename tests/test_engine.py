@@ -9,7 +9,6 @@ from conftest import DATA, wer
 from whisper_api.config import Settings
 from whisper_api.engine import Engine, compute_type, cpu_threads, device_args
 from whisper_api.jobs import Job, JobOptions
-from whisper_api.worker import niceness
 
 
 @pytest.fixture(scope="module")
@@ -69,8 +68,6 @@ def test_device_settings():
     assert compute_type(Settings(compute_type="int8_float16"), "cuda:0") == "int8_float16"
     assert cpu_threads(Settings(cpu_threads=3)) == 3
     assert cpu_threads(Settings(cpu_workers=64)) == 1
-    assert niceness(Settings(), "cpu:0") == 10 and niceness(Settings(), "cuda:0") == 0
-    assert niceness(Settings(worker_nice=0), "cpu:0") == 0 and niceness(Settings(worker_nice=5), "cuda:1") == 5
 
 
 def test_batched_inference_and_when_it_is_used(engine, models_dir):

@@ -7,6 +7,7 @@ supervisor then puts the job back in the queue.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -32,6 +33,7 @@ AHEAD = "+next"  # the holder name of a job taken and decoded ahead
 # On the CPU the engine's threads take every core; at this niceness the HTTP workers still
 # answer at once, and the engine loses only what they use.
 CPU_NICE = 10
+IDLE_NICE = 19  # the lowest priority: background work that waits behind any job
 
 
 class DeviceWorker:
@@ -78,7 +80,7 @@ class DeviceWorker:
                     # librosa (up_speed) compiles with numba on first use: do it in the first idle
                     # moment, where it takes no CPU from a job (and a cold start's first job).
                     warmed = True
-                    threading.Thread(target=audio.warm_up, name="warm-up", daemon=True).start()
+                    threading.Thread(target=warm_up_idly, name="warm-up", daemon=True).start()
                 continue
             try:
                 after_step = self.run_job(job_id, decoded)
@@ -200,6 +202,14 @@ class Prefetcher:
         self.worker.dispatcher.hand_over(self.holder, self.worker.device)
         self.taken.set()
         return job_id, decoded
+
+
+def warm_up_idly() -> None:
+    """``audio.warm_up`` at the lowest CPU priority (Linux keeps one per thread), so that a job
+    arriving meanwhile loses less of the cores to it (it still shares the GIL)."""
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), IDLE_NICE)
+    audio.warm_up()
 
 
 def niceness(settings: Settings, device: str) -> int:

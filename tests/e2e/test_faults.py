@@ -49,7 +49,9 @@ def test_audio_longer_than_the_cap_is_refused(make_service):
 def test_sigterm_lets_the_running_job_finish_and_keeps_the_queue(make_service, tmp_path):
     data_dir = tmp_path / "data"
     first = make_service(data_dir, workers=1, WHISPER_API_SHUTDOWN_GRACE="60")
-    running = first.submit(EN, model_name="base", language="en").json()["task_id"]
+    # Longer than the stop takes to reach the worker (gunicorn first stops its HTTP workers,
+    # about 2.5 s): a job that ended sooner would let the worker start a queued one.
+    running = first.submit(long_clip(tmp_path, 2), model_name="base", language="en").json()["task_id"]
     queued = [first.submit(EN, model_name="tiny.en").json()["task_id"] for _ in range(2)]
     deadline = time.monotonic() + 60
     while first.get(f"/api/status/{running}").json()["status"] != "processing":

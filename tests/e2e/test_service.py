@@ -88,9 +88,12 @@ def test_the_cpu_worker_yields_the_cpu_to_the_http_workers(make_service):
     service = make_service(workers=1)
     base = niceness(service.process.pid)
     pids = service.worker_pids()
-    threads = [int(task.name) for task in Path(f"/proc/{pids['cpu:0']}/task").iterdir()]
-    assert len(threads) > 2  # the engine's threads too, created after the niceness was set
-    assert {niceness(pids["cpu:0"], thread) for thread in threads} == {min(19, base + 10)}
+    worker = pids["cpu:0"]
+    values = [niceness(worker, int(task.name)) for task in Path(f"/proc/{worker}/task").iterdir()]
+    lower = min(19, base + 10)
+    assert niceness(worker) == lower
+    assert values.count(lower) > 2  # the engine's threads too, created after the niceness was set
+    assert set(values) <= {lower, 19}  # 19: the librosa warm-up's threads, while it runs
     assert niceness(pids["after"]) == base  # only device workers
 
 
