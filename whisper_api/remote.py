@@ -17,10 +17,10 @@ from pathlib import Path
 
 import requests
 
-from . import audio
 from .config import Settings
 from .distributed import QUEUE, TASK, celery_app
 from .jobs import Job, JobOptions, JobStatus
+from .worker import warm_up_idly
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ def consume(worker, settings: Settings) -> None:
 
     threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
     # librosa (up_speed) compiles with numba on first use: before the first job asks for it
-    threading.Thread(target=audio.warm_up, name="warm-up", daemon=True).start()
+    threading.Thread(target=warm_up_idly, name="warm-up", daemon=True).start()
     celery_worker = app.Worker(
         hostname=f"{worker.device}@{settings.host}", pool="solo", concurrency=1, queues=[QUEUE],
         without_gossip=True, without_mingle=True, without_heartbeat=True, optimization="fair",
