@@ -34,6 +34,7 @@ GPU_INTERVAL = 2.0
 SWEEP_INTERVAL = 5.0
 RETENTION_INTERVAL = 600.0
 RESTART_BACKOFF = (0.5, 1, 2, 5, 10, 30)
+AFTER_START_DELAY = 10.0  # the after-steps start once the devices are idle, or after this
 
 
 def resolve_devices(settings: Settings) -> list[str]:
@@ -118,8 +119,13 @@ class Supervisor:
         serve(self.settings, self.queue, self.state)
         if self.store is not None:
             self.recover_all()
+        started = time.monotonic()
         for slot in self.slots:
-            self.start_worker(slot)
+            if slot.is_device:
+                self.start_worker(slot)
+            else:  # the after-steps wait until the devices are up and idle (or AFTER_START_DELAY):
+                # a cold start's CPU goes to loading the models and to the first jobs
+                slot.next_start = started + AFTER_START_DELAY
         due = {"gpu": 0.0, "sweep": time.monotonic() + SWEEP_INTERVAL, "retention": 0.0, "publish": 0.0}
         try:
             while not self.stopping and self._parent_alive():
@@ -166,6 +172,11 @@ class Supervisor:
                                   restarts=slot.restarts)
         log.info("%s: worker started (pid %d)", slot.name, process.pid)
 
+    def devices_idle(self) -> bool:
+        """Every device worker is up and waiting for a job."""
+        devices = self.state.snapshot()["devices"]
+        return all(devices.get(slot.name, {}).get("status") == "idle" for slot in self.slots if slot.is_device)
+
     def check(self, slot: Slot, now: float) -> None:
         """Restart ``slot``'s worker if it died, after recovering the job it held."""
         if slot.process is not None:
@@ -187,6 +198,8 @@ class Supervisor:
                     self.recover(job_id, f"its worker on {slot.name} died (exit code {code})")
             slot.next_start = now + RESTART_BACKOFF[min(slot.restarts, len(RESTART_BACKOFF) - 1)]
             slot.restarts += 1
+        if slot.process is None and not slot.is_device and not slot.restarts and self.devices_idle():
+            slot.next_start = min(slot.next_start, now)  # first start: the devices are up and idle
         if now >= slot.next_start:
             self.start_worker(slot)
 
@@ -341,8 +354,11 @@ class Handle:
         self._lock = threading.Lock()
 
     def _spawn(self) -> None:
+        # Not ``-m whisper_api.supervisor``: each spawned worker would import that main module
+        # again before its own (0.2 s of a cold start's CPU).
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "whisper_api.supervisor", "--parent", str(os.getpid())])
+            [sys.executable, "-c", "import sys; from whisper_api.supervisor import main; sys.exit(main())",
+             "--parent", str(os.getpid())])
 
     def start(self) -> None:
         with self._lock:
