@@ -87,7 +87,9 @@ def niceness(pid: int, thread: int | None = None) -> int:
 def test_the_cpu_worker_yields_the_cpu_to_the_http_workers(make_service):
     service = make_service(workers=1)
     base = niceness(service.process.pid)
-    pids = service.worker_pids()
+    deadline = time.monotonic() + 20  # the after-steps start once the device worker is idle
+    while "after" not in (pids := service.worker_pids()) and time.monotonic() < deadline:
+        time.sleep(0.2)
     worker = pids["cpu:0"]
     values = [niceness(worker, int(task.name)) for task in Path(f"/proc/{worker}/task").iterdir()]
     lower = min(19, base + 10)
