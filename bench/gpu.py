@@ -25,7 +25,7 @@ import requests
 
 from . import cases, clips as clip_files
 from .bare import ROOT, Bare, EngineOptions
-from .report import Table, _mib, _ms, _s, _verdict, commit, machine, now
+from .report import Table, _mib, _ms, _s, _verdict, _waiting, commit, machine, now
 from .run import AT_ONCE_POLL, command_line, link_models, read_through
 from .service import Service, Upload, warm_numba
 
@@ -241,8 +241,8 @@ def render(found: dict, args: argparse.Namespace, command: str, started, wall: f
         f"`BatchedInferencePipeline(model).transcribe(batch_size={args.batch_size})` in a plain Python "
         "process, the model loaded and warmed.",
         "- Service: gunicorn, `WHISPER_API_DEVICES=cuda:0`, one device worker; `WHISPER_API_BATCH_SIZE=0` for "
-        f"the sequential cases and `{args.batch_size}` for the batched ones. A client polls `GET /api/status` "
-        f"every {args.poll * 1000:.0f} ms.",
+        f"the sequential cases and `{args.batch_size}` for the batched ones. A client waits for each job with "
+        f"{_waiting(args.poll)}.",
         "- Clips: 60 s, 20 s and 10 min of espeak-ng speech without repetitions (the 10 min clip: one "
         "text in twelve voices and speeds); 5 s cut from tests/data/en.mp3; mono 16 kHz MP3.",
         "",
@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--runs", type=int, default=5, help="runs of the 60 s and 5 s clips")
     parser.add_argument("--long-runs", type=int, default=3, help="runs of the 10 min clip")
-    parser.add_argument("--poll", type=float, default=0.05)
+    parser.add_argument("--poll", type=float, default=0.0, help="seconds between status polls; 0: long poll")
     parser.add_argument("--output", type=Path, default=OUTPUT)
     parser.add_argument("--json", type=Path, help="also write the raw numbers here")
     args = parser.parse_args(argv)

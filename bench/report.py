@@ -140,6 +140,12 @@ def _verdict(ok: bool | None) -> str:
     return "—" if ok is None else ("**PASS**" if ok else "**MISS**")
 
 
+def _waiting(poll: float) -> str:
+    if poll:
+        return f"`GET /api/status` every {poll * 1000:.0f} ms"
+    return "`GET /api/status/<id>?wait=30`, a long poll the service answers when the job ends"
+
+
 def _median(values: list[float]) -> float:
     return statistics.median(values)
 
@@ -317,8 +323,8 @@ def render(results: Results) -> str:
         f"- Both sides: {engine}. Bare: `WhisperModel(...).transcribe(path, ...)` in a plain Python "
         "process, the model loaded and warmed on the short clip.",
         f"- Service: gunicorn with its defaults except {settings}; the model preloaded and warmed. "
-        f"A client polls `GET /api/status` every {results.poll * 1000:.0f} ms (in the at-once cases every "
-        f"{results.at_once_poll * 1000:.0f} ms, beside {results.pollers} pollers that each wait "
+        f"A client waits for each job with {_waiting(results.poll)} (in the at-once cases "
+        f"{_waiting(results.at_once_poll)}, beside {results.pollers} pollers that each wait "
         f"{results.poller_interval * 1000:.0f} ms between requests).",
         f"- Clips: {results.audio}.",
         f"- Status polls of the clients that the server reset (kept-alive connection closed as the "

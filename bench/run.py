@@ -29,7 +29,7 @@ from .service import Service, Upload, warm_numba
 DEFAULT_MODELS = (ROOT / "models" / "tiny.en", ROOT / "models" / "base")
 THREAD_COUNTS = (1, 2, 4)
 SETTINGS_SHOWN_ELSEWHERE = ("DATA_DIR", "MODELS_DIR", "PRELOAD_MODELS", "BIND")
-AT_ONCE_POLL = 0.1  # seconds between status polls of each client waiting in the at-once cases
+AT_ONCE_POLL = 0.0  # the clients waiting in the at-once cases long-poll too (0; N: poll every N s)
 NICE = "BENCH_WORKER_NICE"  # in an --env variant: the harness renices the device workers' threads
 
 
@@ -80,7 +80,8 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
                              f"{NICE}=N renices its device workers")
     parser.add_argument("--pollers", type=int, default=50, help="status pollers in the at-once cases")
     parser.add_argument("--poller-interval", type=float, default=0.5, help="seconds between a poller's requests")
-    parser.add_argument("--poll", type=float, default=0.05, help="seconds between a client's status polls")
+    parser.add_argument("--poll", type=float, default=0.0,
+                        help="seconds between a client's status polls; 0: one long poll (?wait=) per job")
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "RESULTS.md")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, clips, data)")
     return parser.parse_args(argv)

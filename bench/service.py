@@ -55,6 +55,7 @@ class Trip:
     segments: int
 
 
+LONG_POLL = 30  # seconds a waiting status request may last (the service allows 60)
 NUMBA_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "whisper_api-bench" / "numba"
 
 
@@ -148,11 +149,16 @@ class Service:
 
     def wait_done(self, session: requests.Session, task_id: str, poll: float,
                   timeout: float = 1800) -> tuple[dict, float, float]:
-        """Poll until the job ends; its status and when "done" was seen (perf_counter, epoch)."""
+        """Wait until the job ends; its status and when "done" was seen (perf_counter, epoch).
+
+        ``poll`` > 0: ask every ``poll`` seconds; 0: long poll (``?wait=``), one request that the
+        service answers when the job ends.
+        """
         deadline = time.monotonic() + timeout
+        params = {} if poll else {"wait": str(LONG_POLL)}
         while time.monotonic() < deadline:
             try:
-                response = session.get(f"{self.url}/api/status/{task_id}", timeout=60)
+                response = session.get(f"{self.url}/api/status/{task_id}", params=params, timeout=LONG_POLL + 30)
             except requests.ConnectionError:
                 # gunicorn closes a kept-alive connection after `keepalive` (2 s) idle; a request
                 # sent on it at that moment is reset. Count it, and ask again as a client would.

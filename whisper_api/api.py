@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -35,15 +36,40 @@ def transcribe():
     return jsonify(task_id=job.id)
 
 
+MAX_WAIT = 60.0  # seconds a status request may wait for its job to end
+WAIT_STEP = 0.02  # seconds between the store reads of a waiting status request
+
+
 @bp.get("/status/<task_id>")
 def status(task_id: str):
-    found = services().store.get_unparsed(task_id)
+    """The job; with ``?wait=N`` the answer waits up to N seconds (at most 60) for it to end."""
+    store = services().store
+    wait = parse_wait(request.args.get("wait"))
+    if wait:
+        deadline = time.monotonic() + wait
+        state = store.status_of(task_id)
+        while state is not None and not state.finished and time.monotonic() < deadline:
+            time.sleep(WAIT_STEP)  # one indexed read of one column: far cheaper than a client's poll
+            state = store.status_of(task_id)
+    found = store.get_unparsed(task_id)
     if found is None:
         raise not_found(task_id)
     job, segments = found
     # Polled many times a second: the stored segments go out as they are, never parsed.
     head = current_app.json.dumps(job.to_dict(with_segments=False))
     return current_app.response_class(f'{head[:-1]}, "segments": {segments}}}\n', mimetype="application/json")
+
+
+def parse_wait(raw: str | None) -> float:
+    if raw is None or not raw.strip():
+        return 0.0
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise BadRequest(f"wait must be a number of seconds (0-{MAX_WAIT:g}), got {raw[:50]!r}") from None
+    if not 0 <= seconds <= MAX_WAIT:  # also refuses nan and inf
+        raise BadRequest(f"wait must be between 0 and {MAX_WAIT:g} seconds, got {raw[:50]!r}")
+    return seconds
 
 
 def existing_job(task_id: str) -> Job:

@@ -246,8 +246,12 @@ PATHS = {
     }},
     "/api/status/{task_id}": {"get": {
         "tags": ["Jobs"], "summary": "A job's state, progress and (once done) its transcript",
-        "parameters": [TASK_ID],
-        "responses": {"200": json_body("The job.", ref("Job")), **errors(404)},
+        "parameters": [TASK_ID, {
+            "name": "wait", "in": "query", "required": False,
+            "description": "Long poll: answer as soon as the job is done or failed, or after this many "
+                           "seconds (at most 60), whichever comes first.",
+            "schema": {"type": "number", "minimum": 0, "maximum": 60, "default": 0}}],
+        "responses": {"200": json_body("The job.", ref("Job")), **errors(400, 404)},
     }},
     "/api/result/{task_id}": {"get": {
         "tags": ["Jobs"], "summary": "A finished transcript as a download",

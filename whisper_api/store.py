@@ -109,6 +109,11 @@ class JobStore:
         row = self._connect().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return _job(row) if row else None
 
+    def status_of(self, job_id: str) -> JobStatus | None:
+        """Only the job's state (a waiting status request reads it every few milliseconds)."""
+        row = self._connect().execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return JobStatus(row["status"]) if row else None
+
     def get_unparsed(self, job_id: str) -> tuple[Job, str] | None:
         """The job without its segments, and their JSON text as stored: for an answer that passes
         the text on rather than parsing and encoding a long transcript again on every poll."""

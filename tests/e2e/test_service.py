@@ -216,3 +216,20 @@ def test_prefetch_decodes_ahead_and_loses_nothing_in_a_crash(make_service):
     assert all(wer(EN_TEXT, f["result"]) <= 0.25 for f in finals)
     messages = " ".join(entry["msg"] for entry in service.get("/api/logs").json())
     assert f"job {ids[1]} decoded ahead" in messages and f"job {ids[2]} decoded ahead" in messages
+
+
+def test_status_can_wait_for_the_job_to_end(service):
+    task_id = service.submit(EN, model_name="tiny.en", language="en").json()["task_id"]
+    started = time.monotonic()
+    early = service.get(f"/api/status/{task_id}", params={"wait": "0.3"}).json()
+    assert early["status"] in ("queued", "processing") and 0.25 < time.monotonic() - started < 5
+    final = requests.get(f"{service.url}/api/status/{task_id}", params={"wait": "60"}, timeout=70).json()
+    assert final["status"] == "done", final  # one request, answered when the job ended
+    assert wer(EN_TEXT, final["result"]) < 0.25
+    started = time.monotonic()
+    assert service.get(f"/api/status/{task_id}", params={"wait": "30"}).json() == final  # ended: at once
+    assert time.monotonic() - started < 2
+    for bad in ("soon", "-1", "61", "nan", "inf"):
+        answer = service.get(f"/api/status/{task_id}", params={"wait": bad})
+        assert answer.status_code == 400 and "wait" in answer.json()["error"], bad
+    assert service.get("/api/status/nope", params={"wait": "5"}).status_code == 404
