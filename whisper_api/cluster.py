@@ -20,6 +20,8 @@ PREFIX = "whisper_api:host:"
 PUBLISH_INTERVAL = 2.0  # seconds between a worker host's writes
 EXPIRY = 15  # seconds a host's entry outlives its last write
 LOG_LINES = 200
+WARN_INTERVAL = 60.0
+_warned = [float("-inf")]  # when this process last said Redis was unreachable
 
 
 @lru_cache(maxsize=4)
@@ -56,7 +58,10 @@ def hosts(settings: Settings) -> list[dict]:
         keys = sorted(redis.scan_iter(match=PREFIX + "*", count=100))
         values = redis.mget(keys) if keys else []
     except Exception as exc:
-        log.warning("worker hosts unknown: Redis cannot be reached (%s)", type(exc).__name__)
+        now = time.monotonic()
+        if now - _warned[0] > WARN_INTERVAL:  # views are polled every few seconds: say it once a minute
+            _warned[0] = now
+            log.warning("worker hosts unknown: Redis cannot be reached (%s)", type(exc).__name__)
         return []
     return [json.loads(value) for value in values if value]
 

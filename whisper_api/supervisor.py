@@ -21,6 +21,7 @@ from typing import Callable
 
 from . import after, cluster, gpus, logs, retention
 from .config import Settings
+from .exceptions import Unavailable
 from .jobs import AFTER, JobStatus
 from .live import JobQueue, LiveState, serve, withdraw
 from .store import JobStore
@@ -105,8 +106,6 @@ class Supervisor:
         if self.remote is None:
             self.queue.put(job_id)
             return
-        from .exceptions import Unavailable
-
         try:
             self.remote.submit(job_id)
             self.unsent.discard(job_id)
