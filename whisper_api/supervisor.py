@@ -73,6 +73,12 @@ class Slot:
         return self.target is worker.run
 
 
+def on_worker_host(job) -> bool:
+    """A processing job a worker host holds (its device is named ``host/device``), not yet at
+    an after-step, which runs on the API node."""
+    return job.stage is None and "/" in (job.device or "")
+
+
 SERVICE, WORKER_HOST = "service", "worker"  # the roles: an API node (or the one machine), a worker host
 
 
@@ -202,6 +208,10 @@ class Supervisor:
         if now >= slot.next_start:
             self.start_worker(slot)
 
+    def time_limit(self, job) -> float:
+        """Seconds ``job`` may run: base + factor × its audio duration."""
+        return self.settings.job_timeout_base + self.settings.job_timeout_factor * (job.duration or 0)
+
     def enforce_timeout(self, slot: Slot, job_id: str | None) -> None:
         """End a job that ran past its time limit, and replace the worker stuck in it."""
         if not job_id or not slot.is_device or slot.process is None:
@@ -209,7 +219,7 @@ class Supervisor:
         job = self.store.get(job_id)
         if job is None or job.status is not JobStatus.PROCESSING or job.stage or not job.started_at:
             return
-        limit = self.settings.job_timeout_base + self.settings.job_timeout_factor * (job.duration or 0)
+        limit = self.time_limit(job)
         if time.time() - job.started_at <= limit:
             return
         self.store.fail(job_id, f"timeout: the job ran longer than {limit:.0f}s "
@@ -244,7 +254,7 @@ class Supervisor:
         """
         held_elsewhere = 0
         for job in self.store.by_status(JobStatus.PROCESSING):
-            if self.remote is not None and job.stage is None and job.device and "/" in job.device:
+            if self.remote is not None and on_worker_host(job):
                 held_elsewhere += 1
                 continue
             self.recover(job.id, "the service stopped while it ran")
@@ -282,9 +292,8 @@ class Supervisor:
         for job in self.store.stale_remote(now - self.settings.remote_timeout):
             self.recover(job.id, f"its worker host ({job.device}) stopped reporting")
         for job in self.store.by_status(JobStatus.PROCESSING):
-            limit = self.settings.job_timeout_base + self.settings.job_timeout_factor * (job.duration or 0)
-            if job.stage is None and job.started_at and now - job.started_at > limit and job.device \
-                    and "/" in job.device:
+            limit = self.time_limit(job)
+            if on_worker_host(job) and job.started_at and now - job.started_at > limit:
                 self.store.fail(job.id, f"timeout: the job ran longer than {limit:.0f}s on {job.device}")
                 log.error("job %s timed out on %s after %.0fs", job.id, job.device, limit)
         for job_id in list(self.unsent):
